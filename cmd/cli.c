@@ -1,0 +1,160 @@
+/* cli.c: shared command-line plumbing for the mea programs. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+const char *argv0 = "mea";
+
+void
+cli_init(const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	argv0 = slash ? slash + 1 : name;
+	/* A closed stdout (mea-decode | head) ends the program quietly via
+	 * EPIPE from write(2), which the writers report as an I/O error; the
+	 * default SIGPIPE would kill it before it could say anything, so it
+	 * stays ignored and the programs exit with EXIT_IO silently on EPIPE. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void
+vwarn(const char *fmt, va_list ap)
+{
+	fprintf(stderr, "%s: ", argv0);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void
+warnx(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+}
+
+void
+die(int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+	exit(status);
+}
+
+int
+cli_status(int code)
+{
+	switch (code) {
+	case MEA_OK: case MEA_EOF: return EXIT_OK;
+	case MEA_E_FORMAT: case MEA_E_TRUNC: case MEA_E_LIMIT: case MEA_E_IMAGE:
+		return EXIT_DATA;
+	case MEA_E_MODEL: return EXIT_MODEL;
+	case MEA_E_ARG: return EXIT_USAGE;
+	case MEA_E_NET: return EXIT_CLOUD;
+	default: return EXIT_IO;
+	}
+}
+
+void
+die_err(const struct mea_err *e)
+{
+	/* A reader whose consumer went away (EPIPE) ends quietly. */
+	if (e->code == MEA_E_IO && strstr(e->msg, strerror(EPIPE)))
+		exit(EXIT_IO);
+	die(cli_status(e->code), "%s", e->msg);
+}
+
+void
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vwarn(fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "Try '%s --help'.\n", argv0);
+	exit(EXIT_USAGE);
+}
+
+void
+print_version(void)
+{
+	printf("%s %s\n", argv0, MEA_VERSION);
+}
+
+long
+opt_long(const char *opt, const char *arg, long min, long max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || end == arg || *end || v < min || v > max)
+		usage_error("%s: '%s' is not a whole number from %ld to %ld", opt, arg, min, max);
+	return v;
+}
+
+double
+opt_double(const char *opt, const char *arg, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(arg, &end);
+	if (errno || end == arg || *end || !(v >= min && v <= max))
+		usage_error("%s: '%s' is not a number from %g to %g", opt, arg, min, max);
+	return v;
+}
+
+void
+opt_size(const char *opt, const char *arg, int *h, int *w)
+{
+	char buf[64], *x;
+
+	if (strlen(arg) >= sizeof buf)
+		usage_error("%s: '%s' is not a size like 28x28", opt, arg);
+	strcpy(buf, arg);
+	x = strchr(buf, 'x');
+	if (!x) {
+		*h = *w = (int)opt_long(opt, buf, 1, 16384);
+		return;
+	}
+	*x = '\0';
+	*h = (int)opt_long(opt, buf, 1, 16384);
+	*w = (int)opt_long(opt, x + 1, 1, 16384);
+}
+
+int
+cli_threads(long opt)
+{
+	const char *env;
+
+	if (opt > 0)
+		return (int)opt;
+	env = getenv("MEA_THREADS");
+	if (env && *env)
+		return (int)opt_long("MEA_THREADS", env, 1, 256);
+	return 1;
+}
+
+int
+close_stdout(int status)
+{
+	if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+		if (errno == EPIPE)
+			return status ? status : EXIT_IO;
+		warnx("stdout: %s", strerror(errno));
+		return EXIT_IO;
+	}
+	return status;
+}

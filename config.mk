@@ -1,0 +1,12 @@
+# mea build configuration: edit here or override on the make command line.
+VERSION = 0.1.0
+PREFIX = /usr/local
+MANPREFIX = $(PREFIX)/share/man
+DATAPREFIX = $(PREFIX)/share/mea
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+# Warnings and the language level are added, so a user's CFLAGS cannot drop them.
+MEA_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
+	-Ilib $(shell pkg-config --cflags libpng zlib) -I/usr/include/x86_64-linux-gnu/openblas-pthread
+MEA_LIBS = $(shell pkg-config --libs libpng zlib) -ljpeg -lopenblas -lm -lpthread

@@ -1,0 +1,144 @@
+/*
+ * nn.h: neural-network kernels of libmea (included by mea.h).
+ *
+ * Layout: every activation is a dense float array in NCHW order
+ * (batch N, channels C, height H, width W).  Convolution weights are
+ * [K][C/groups][R][S] (K output channels, R x S kernel).  Fully connected
+ * weights are [out][in].  Shape letters mean the same in every kernel:
+ * N batch, C input channels, H x W input size, K output channels,
+ * R x S kernel, P x Q output size.
+ *
+ * Forward functions overwrite their output.  Backward functions ADD into
+ * every gradient they produce (dx, dw, db, ...), so that a tensor that
+ * feeds several layers (a residual shortcut) gets the sum of its
+ * gradients; callers zero gradient buffers before a backward pass.
+ * A NULL gradient pointer means "not needed" and is skipped.
+ *
+ * Threading: the kernels are single-threaded loops around OpenBLAS SGEMM;
+ * OpenBLAS's own thread count is set once per process with
+ * mea_set_threads().
+ */
+#ifndef MEA_NN_H
+#define MEA_NN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+void mea_set_threads(int n);   /* OpenBLAS threads; n >= 1 */
+const char *mea_blas_info(void); /* e.g. "OpenBLAS 0.3.21 Haswell" */
+
+/* C = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
+ * ta/tb: 0 plain, 1 transposed.  A is M x K (after op), B is K x N. */
+void mea_gemm(int ta, int tb, int M, int N, int K, float alpha,
+		const float *A, int lda, const float *B, int ldb,
+		float beta, float *C, int ldc);
+
+/* -------------------------------------------------------- convolution */
+
+struct mea_conv_shape {
+	int N, C, H, W;      /* input */
+	int K, R, S;         /* output channels, kernel height, width */
+	int stride, pad, groups;
+	int P, Q;            /* output height, width (computed) */
+};
+
+/* Fill in P and Q and check the geometry (C and K divisible by groups,
+ * kernel no larger than the padded input, all sizes positive).
+ * Returns 0 or -1. */
+int mea_conv_shape_init(struct mea_conv_shape *s);
+/* Number of floats of scratch that forward/backward need. */
+size_t mea_conv_workspace(const struct mea_conv_shape *s);
+/* y[N][K][P][Q] = conv(x[N][C][H][W], w) + bias (bias may be NULL). */
+void mea_conv2d_forward(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *bias, float *y, float *work);
+void mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *dy, float *dx, float *dw, float *db,
+		float *work);
+
+/* -------------------------------------------------- batch normalisation */
+
+/* Inference: y = gamma * (x - mean) / sqrt(var + eps) + beta per channel. */
+void mea_bn_forward_infer(int N, int C, int HW, const float *x,
+		const float *gamma, const float *beta, const float *mean,
+		const float *var, float eps, float *y);
+/* Training: normalise with the batch statistics (biased variance), save
+ * mean and 1/sqrt(var+eps) for backward, and update the running
+ * statistics: run = (1-momentum)*run + momentum*batch (unbiased var). */
+void mea_bn_forward_train(int N, int C, int HW, const float *x,
+		const float *gamma, const float *beta, float eps, float momentum,
+		float *y, float *save_mean, float *save_invstd,
+		float *run_mean, float *run_var);
+void mea_bn_backward(int N, int C, int HW, const float *x, const float *dy,
+		const float *gamma, const float *save_mean,
+		const float *save_invstd, float *dx, float *dgamma, float *dbeta);
+/* Fold an inference BN into the preceding convolution: w is [K][per_k],
+ * bias[K] is read and rewritten (pass zeros for a bias-free conv). */
+void mea_bn_fold(int K, size_t per_k, float *w, float *bias,
+		const float *gamma, const float *beta, const float *mean,
+		const float *var, float eps);
+
+/* ------------------------------------------------------ element-wise */
+
+/* y = min(max(x, 0), cap); cap <= 0 means no cap (ReLU), 6 is ReLU6.
+ * In-place (y == x) is allowed. */
+void mea_relu_forward(size_t n, const float *x, float *y, float cap);
+/* dx += dy where 0 < y < cap (y is the forward output). */
+void mea_relu_backward(size_t n, const float *y, const float *dy, float *dx,
+		float cap);
+void mea_add_forward(size_t n, const float *a, const float *b, float *y);
+void mea_acc(size_t n, const float *src, float *dst); /* dst += src */
+
+/* Channel concatenation: y[N][Ca+Cb][HW] from a[N][Ca][HW], b[N][Cb][HW]. */
+void mea_concat_forward(int N, int HW, int Ca, const float *a, int Cb,
+		const float *b, float *y);
+void mea_concat_backward(int N, int HW, int Ca, int Cb, const float *dy,
+		float *da, float *db);
+
+/* ------------------------------------------------------------ pooling */
+
+struct mea_pool_shape {
+	int N, C, H, W;
+	int R, S, stride, pad;
+	int P, Q;            /* computed */
+};
+int mea_pool_shape_init(struct mea_pool_shape *s);
+/* Max pooling; padding never wins.  argmax[N][C][P][Q] (may be NULL in
+ * inference) records the input index within the plane for backward. */
+void mea_maxpool_forward(const struct mea_pool_shape *s, const float *x,
+		float *y, int32_t *argmax);
+void mea_maxpool_backward(const struct mea_pool_shape *s, const int32_t *argmax,
+		const float *dy, float *dx);
+/* Average pooling over the window cells inside the input (padding not
+ * counted). */
+void mea_avgpool_forward(const struct mea_pool_shape *s, const float *x, float *y);
+void mea_avgpool_backward(const struct mea_pool_shape *s, const float *dy, float *dx);
+/* Global average pooling: y[N][C] = mean over HW. */
+void mea_gap_forward(int N, int C, int HW, const float *x, float *y);
+void mea_gap_backward(int N, int C, int HW, const float *dy, float *dx);
+
+/* ---------------------------------------------------- fully connected */
+
+/* y[N][out] = x[N][in] w^T + b (b may be NULL). */
+void mea_fc_forward(int N, int in, int out, const float *x, const float *w,
+		const float *b, float *y);
+void mea_fc_backward(int N, int in, int out, const float *x, const float *w,
+		const float *dy, float *dx, float *dw, float *db);
+
+/* ------------------------------------------------ softmax and losses */
+
+/* p[N][K] = softmax(x[N][K]), computed stably. */
+void mea_softmax(int N, int K, const float *x, float *p);
+/* Entropy in nats of one probability vector (0 log 0 = 0). */
+float mea_entropy(int K, const float *p);
+/* Mean cross-entropy of logits x[N][K] against labels[N] (0..K-1); when
+ * dx is not NULL, dx += (softmax(x) - onehot) / N. */
+float mea_xent(int N, int K, const float *x, const int32_t *labels, float *dx);
+
+/* ---------------------------------------------------------- optimiser */
+
+/* SGD with momentum and L2 weight decay (PyTorch convention):
+ *   g' = g + wd*w;  v = mom*v + g';  w -= lr * (nesterov ? g' + mom*v : v) */
+void mea_sgd_step(size_t n, float *w, const float *g, float *v, float lr,
+		float mom, float wd, int nesterov);
+
+#endif
