@@ -211,5 +211,6 @@ int mea_record_decode(struct mea_record *r, const unsigned char *p, size_t n,
 int mea_write_all(int fd, const void *p, size_t n);
 
 #include "nn.h"
+#include "train.h"
 
 #endif

@@ -118,3 +118,13 @@ setup() {
 	[ "$status" -eq 1 ]
 	[[ $stderr == *"record 0: tensor 't' data (4 bytes) overruns the record"* ]]
 }
+
+@test "stream: the example reader in mea-stream(5) compiles and reads a stream" {
+	sed -n '/^\.Bd -literal/,/^\.Ed/p' "$TOP/man/mea-stream.5" | sed '1d;$d' |
+		sed 's/\\e/\\/g' > "$S/reader.c"
+	cc -std=c11 -Wall -Wextra -Werror -o "$S/reader" "$S/reader.c"
+	run --separate-stderr "$S/reader" < "$S/two.mea"
+	[ "$status" -eq 0 ]
+	[ "${lines[0]}" = "first.png: image[1x2x3] logits[4] half[2] idx[2]" ]
+	[ "${lines[1]}" = "second.png:" ]
+}
