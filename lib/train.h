@@ -86,3 +86,60 @@ double mea_threshold_fit(size_t n, const float *entropy, const uint8_t *correct)
 double mea_threshold_share(size_t n, const float *entropy, double share);
 
 #endif
+
+/* ------------------------------------------------------------ training */
+
+struct mea_model;
+
+/* What one training run does (see mea-train(1) for the defaults). */
+struct mea_train_cfg {
+	int epochs;            /* total epochs of the schedule */
+	int batch;
+	float lr, momentum, wd;
+	int nesterov;
+	int cosine;            /* 1: cosine decay to 0; 0: steps at milestones */
+	int nmilestones;
+	float milestones[8];   /* fractions of the schedule, e.g. 0.5 0.75 */
+	float gamma;           /* step factor, e.g. 0.1 */
+	float warmup;          /* epochs of linear warm-up from lr/10 */
+	struct mea_augment aug;
+	uint64_t seed;
+	int mask;              /* MEA_BLOCK_BIT()s of the blocks to train */
+	int out_node;          /* the node whose output the loss reads */
+};
+
+struct mea_train_status {
+	int epoch, epochs;     /* epoch is 0-based and running */
+	size_t step, steps;    /* within the epoch */
+	double loss, acc;      /* running means over the epoch so far */
+	double lr;
+	double seconds;        /* since this run started */
+	int epoch_done;        /* 1 on the last call of an epoch */
+};
+/* Called after every step; a non-zero return stops training after this
+ * step (the status is then returned as MEA_OK with *stopped set). */
+typedef int mea_train_cb(void *ctx, const struct mea_train_status *st);
+
+/* The learning rate of step `step` (counted from the start of the
+ * schedule) of `steps_per_epoch`. */
+double mea_train_lr(const struct mea_train_cfg *cfg, size_t step, size_t steps_per_epoch);
+
+/*
+ * Train the blocks in cfg->mask of m on the images idx[0..n-1] of ds,
+ * epochs first_epoch .. cfg->epochs-1.  Labels go through remap (label
+ * -> target class, -1 to leave the image out) when it is not NULL.
+ * Shuffling and augmentation of epoch k are drawn from seed and k alone,
+ * so a run resumed at an epoch boundary repeats the uninterrupted run
+ * exactly.  Momentum buffers live in m as state tensors.  A non-finite
+ * loss stops with MEA_E_FORMAT naming the epoch and step.
+ */
+int mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, const int32_t *remap, const struct mea_train_cfg *cfg,
+		int first_epoch, mea_train_cb *cb, void *ctx, struct mea_err *e);
+
+/* Run node out_node of m in inference mode on images idx[0..n-1] and
+ * store the argmax of each in pred[] and (when not NULL) the softmax
+ * entropy in entropy[]. */
+int mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, int out_node, int batch, int32_t *pred, float *entropy,
+		struct mea_err *e);

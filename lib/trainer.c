@@ -1,0 +1,236 @@
+/*
+ * trainer.c: the training loop around a training plan: shuffled,
+ * augmented batches, cross-entropy, backward, SGD with momentum; and
+ * evaluation of a trained block on held-out images.
+ *
+ * Reproducibility: epoch k shuffles and augments from a generator seeded
+ * with (seed, k) only, so resuming at an epoch boundary from a saved
+ * model (weights, bn statistics and momentum buffers) continues the run
+ * bit for bit, for the same thread count.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mea.h"
+#include "model.h"
+
+static double
+now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+double
+mea_train_lr(const struct mea_train_cfg *c, size_t step, size_t per_epoch)
+{
+	double epoch = (double)step / (double)(per_epoch ? per_epoch : 1), lr = c->lr;
+
+	if (c->warmup > 0 && epoch < c->warmup)
+		return c->lr * (0.1 + 0.9 * epoch / c->warmup);
+	if (c->cosine) {
+		double span = c->epochs - c->warmup, t = (epoch - c->warmup) / (span > 0 ? span : 1);
+		return 0.5 * c->lr * (1 + cos(M_PI * (t < 1 ? t : 1)));
+	}
+	for (int i = 0; i < c->nmilestones; i++)
+		if (epoch >= c->milestones[i] * c->epochs)
+			lr *= c->gamma;
+	return lr;
+}
+
+/* The images of idx that remap keeps, with their target labels. */
+static int
+select_samples(const struct mea_dataset *ds, const int32_t *idx, size_t n,
+		const int32_t *remap, int32_t **sel, size_t *nsel)
+{
+	size_t k = 0;
+
+	if (!(*sel = malloc((n ? n : 1) * sizeof **sel)))
+		return MEA_E_NOMEM;
+	for (size_t i = 0; i < n; i++)
+		if (!remap || remap[ds->label[idx[i]]] >= 0)
+			(*sel)[k++] = idx[i];
+	*nsel = k;
+	return MEA_OK;
+}
+
+/* One SGD step over every trained parameter of the plan. */
+static void
+sgd_step(struct mea_model *m, struct mea_plan *p, const struct mea_train_cfg *c, float lr)
+{
+	for (int t = 0; t < m->ntensors; t++) {
+		struct mea_weight *w = &m->tensor[t];
+		float *g = mea_plan_param_grad(p, t);
+		int s;
+		if (w->kind != MEA_TK_PARAM || !g || (s = mea_model_state_of(m, t)) < 0)
+			continue;
+		mea_sgd_step(w->nelem, w->data, g, m->tensor[s].data, lr, c->momentum, c->wd,
+				c->nesterov);
+	}
+}
+
+static int
+argmax(const float *x, int K)
+{
+	int best = 0;
+	for (int k = 1; k < K; k++)
+		if (x[k] > x[best])
+			best = k;
+	return best;
+}
+
+struct run {
+	struct mea_model *m;
+	const struct mea_dataset *ds;
+	const struct mea_train_cfg *c;
+	const int32_t *remap;
+	struct mea_plan *plan;
+	float *x;
+	int32_t *y;
+	int K;
+};
+
+static int
+train_epoch(struct run *r, int epoch, int32_t *order, size_t n, double t0,
+		mea_train_cb *cb, void *ctx, int *stopped, struct mea_err *e)
+{
+	const struct mea_train_cfg *c = r->c;
+	size_t steps = n / (size_t)c->batch;   /* drop the last partial batch */
+	double loss_sum = 0, hits = 0, seen = 0;
+	struct mea_rng rng;
+
+	if (steps == 0)
+		steps = 1;
+	mea_rng_seed(&rng, c->seed * 1000003u + (uint64_t)epoch);
+	mea_rng_shuffle(&rng, order, n);
+	for (size_t s = 0; s < steps; s++) {
+		int nb = (size_t)c->batch < n ? c->batch : (int)n;
+		double lr = mea_train_lr(c, (size_t)epoch * steps + s, steps);
+		float loss, *out;
+
+		mea_dataset_batch(r->ds, order + s * (size_t)c->batch, nb, r->m->mean, r->m->std,
+				&c->aug, &rng, r->x, r->y);
+		if (r->remap)
+			for (int i = 0; i < nb; i++)
+				r->y[i] = r->remap[r->y[i]];
+		memcpy(mea_plan_value(r->plan, 0), r->x,
+				(size_t)nb * r->ds->C * r->ds->H * r->ds->W * sizeof(float));
+		if (mea_plan_forward(r->plan, nb, e))
+			return e->code;
+		mea_plan_zero_grad(r->plan);
+		loss = mea_plan_xent(r->plan, c->out_node, r->y);
+		if (!isfinite(loss))
+			return mea_errf(e, MEA_E_FORMAT, "epoch %d, step %zu: loss is %g; stopping",
+					epoch + 1, s + 1, loss);
+		if (mea_plan_backward(r->plan, e))
+			return e->code;
+		sgd_step(r->m, r->plan, c, (float)lr);
+		out = mea_plan_value(r->plan, c->out_node);
+		for (int i = 0; i < nb; i++)
+			hits += argmax(out + (size_t)i * r->K, r->K) == r->y[i];
+		loss_sum += (double)loss * nb;
+		seen += nb;
+		if (cb) {
+			struct mea_train_status st = {
+				.epoch = epoch, .epochs = c->epochs, .step = s + 1, .steps = steps,
+				.loss = loss_sum / seen, .acc = hits / seen, .lr = lr,
+				.seconds = now() - t0, .epoch_done = s + 1 == steps,
+			};
+			if (cb(ctx, &st)) {
+				*stopped = 1;
+				return MEA_OK;
+			}
+		}
+	}
+	return MEA_OK;
+}
+
+int
+mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, const int32_t *remap, const struct mea_train_cfg *c,
+		int first_epoch, mea_train_cb *cb, void *ctx, struct mea_err *e)
+{
+	struct mea_plan_opts po = {0};
+	struct run r = {m, ds, c, remap, NULL, NULL, NULL, 0};
+	int32_t *order = NULL;
+	size_t nsel, plane = (size_t)ds->C * ds->H * ds->W;
+	int rc, stopped = 0;
+	double t0 = now();
+
+	if (c->batch < 1 || c->epochs < 1)
+		return mea_errf(e, MEA_E_ARG, "batch and epochs must be positive");
+	if (ds->C != m->in_c || ds->H != m->in_h || ds->W != m->in_w)
+		return mea_errf(e, MEA_E_FORMAT, "images are %dx%dx%d, the model takes %dx%dx%d",
+				ds->C, ds->H, ds->W, m->in_c, m->in_h, m->in_w);
+	if ((rc = mea_model_add_state(m, c->mask, e)))
+		return rc;
+	if ((rc = select_samples(ds, idx, n, remap, &order, &nsel)))
+		return mea_errf(e, rc, "out of memory");
+	if (nsel == 0) {
+		free(order);
+		return mea_errf(e, MEA_E_FORMAT, "no training images (none of the selected classes)");
+	}
+	po.batch = c->batch;
+	po.ninputs = 1;
+	po.input[0] = 0;
+	po.noutputs = 1;
+	po.output[0] = c->out_node;
+	po.train_mask = c->mask;
+	r.K = m->node[c->out_node].C;
+	r.x = malloc((size_t)c->batch * plane * sizeof *r.x);
+	r.y = malloc((size_t)c->batch * sizeof *r.y);
+	if (!r.x || !r.y)
+		rc = mea_errf(e, MEA_E_NOMEM, "out of memory for a batch of %d", c->batch);
+	else
+		rc = mea_plan_new(&r.plan, m, &po, e);
+	for (int ep = first_epoch; !rc && !stopped && ep < c->epochs; ep++)
+		rc = train_epoch(&r, ep, order, nsel, t0, cb, ctx, &stopped, e);
+	mea_plan_free(r.plan);
+	free(r.x);
+	free(r.y);
+	free(order);
+	return rc;
+}
+
+int
+mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, int out_node, int batch, int32_t *pred, float *entropy,
+		struct mea_err *e)
+{
+	struct mea_plan_opts po = {0};
+	struct mea_plan *plan = NULL;
+	int K = m->node[out_node].C, rc;
+	float *p = malloc((size_t)K * sizeof *p);
+
+	po.batch = batch;
+	po.ninputs = 1;
+	po.noutputs = 1;
+	po.output[0] = out_node;
+	if (!p)
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	if ((rc = mea_plan_new(&plan, m, &po, e))) {
+		free(p);
+		return rc;
+	}
+	for (size_t i = 0; i < n && !rc; i += (size_t)batch) {
+		int nb = n - i < (size_t)batch ? (int)(n - i) : batch;
+		const float *out;
+		mea_dataset_batch(ds, idx + i, nb, m->mean, m->std, NULL, NULL,
+				mea_plan_value(plan, 0), NULL);
+		if ((rc = mea_plan_forward(plan, nb, e)))
+			break;
+		out = mea_plan_value(plan, out_node);
+		for (int b = 0; b < nb; b++) {
+			mea_softmax(1, K, out + (size_t)b * K, p);
+			pred[i + b] = argmax(p, K);
+			if (entropy)
+				entropy[i + b] = mea_entropy(K, p);
+		}
+	}
+	mea_plan_free(plan);
+	free(p);
+	return rc;
+}
