@@ -46,14 +46,14 @@ deps:
 	@sh share/deps.sh
 
 test: deps all
-	prove -e 'bats --tap' t/
+	prove --ext .bats -e 'bats --tap' t/
 
 # Everything again under AddressSanitizer and UndefinedBehaviorSanitizer.
 check-asan: deps
 	$(MAKE) BUILD_SAN=1 clean-build
 	$(MAKE) CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' \
 		LDFLAGS='-fsanitize=address,undefined' all
-	ASAN_OPTIONS=detect_leaks=1 prove -e 'bats --tap' t/
+	ASAN_OPTIONS=detect_leaks=1 prove --ext .bats -e 'bats --tap' t/
 	$(MAKE) clean-build
 
 check: test

@@ -80,7 +80,6 @@ usage_error(const char *fmt, ...)
 	va_start(ap, fmt);
 	vwarn(fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "Try '%s --help'.\n", argv0);
 	exit(EXIT_USAGE);
 }
 
