@@ -212,5 +212,8 @@ int mea_write_all(int fd, const void *p, size_t n);
 
 #include "nn.h"
 #include "train.h"
+#include "image.h"
+#include "gate.h"
+#include "score.h"
 
 #endif
