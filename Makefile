@@ -35,7 +35,10 @@ build/libmea.a: $(LIBOBJ)
 
 bin/%: build/cmd/%.o build/cmd/cli.o build/libmea.a
 	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< build/cmd/cli.o build/libmea.a $(MEA_LIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.o,$^) build/libmea.a $(MEA_LIBS)
+
+# Programs made of more than one file name their extra objects here.
+bin/mea-train: build/cmd/train_opts.o
 
 build/t/%: build/t/%.o build/libmea.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< build/libmea.a $(MEA_LIBS)

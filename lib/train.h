@@ -143,3 +143,34 @@ int mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 int mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		size_t n, int out_node, int batch, int32_t *pred, float *entropy,
 		struct mea_err *e);
+
+/* What calibration measured on the held-out images. */
+struct mea_calib_report {
+	size_t n;              /* held-out images */
+	double accuracy;       /* main block accuracy on them */
+	double t_fit;          /* the authors' entropy-fit T */
+	double t_share;        /* T for the requested cloud share (NAN if none) */
+	double share_at_fit;   /* share of held-out images above t_fit */
+};
+
+/* From the main block's answers on held-out images: store the nhard
+ * classes of lowest precision (hardest first) in m, and the threshold T:
+ * the authors' fit, or, when share >= 0, the T that sends at most that
+ * share of the held-out images to the cloud.  precision[K] (may be NULL)
+ * gets each class's precision. */
+int mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, double share, double *precision, struct mea_calib_report *rep,
+		struct mea_err *e);
+
+/* Accuracy of a MEANet edge model on labelled images, without a cloud. */
+struct mea_edge_report {
+	size_t n;
+	size_t main_hits;      /* main block alone */
+	size_t edge_hits;      /* main, then the extension for hard predictions */
+	size_t hard_n;         /* images whose true class is hard */
+	size_t hard_main_hits, hard_edge_hits;
+	size_t above_t;        /* images whose main entropy exceeds m->threshold */
+};
+/* Without an extension, edge equals main. */
+int mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, struct mea_edge_report *rep, struct mea_err *e);

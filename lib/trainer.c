@@ -93,9 +93,12 @@ struct run {
 	int K;
 };
 
+/* One epoch over the images in base[0..n-1].  Its order is drawn afresh
+ * from base, not from the previous epoch's order, so that epoch k depends
+ * on (seed, k) alone and a resumed run repeats the uninterrupted one. */
 static int
-train_epoch(struct run *r, int epoch, int32_t *order, size_t n, double t0,
-		mea_train_cb *cb, void *ctx, int *stopped, struct mea_err *e)
+train_epoch(struct run *r, int epoch, const int32_t *base, int32_t *order, size_t n,
+		double t0, mea_train_cb *cb, void *ctx, int *stopped, struct mea_err *e)
 {
 	const struct mea_train_cfg *c = r->c;
 	size_t steps = n / (size_t)c->batch;   /* drop the last partial batch */
@@ -105,6 +108,7 @@ train_epoch(struct run *r, int epoch, int32_t *order, size_t n, double t0,
 	if (steps == 0)
 		steps = 1;
 	mea_rng_seed(&rng, c->seed * 1000003u + (uint64_t)epoch);
+	memcpy(order, base, n * sizeof *order);
 	mea_rng_shuffle(&rng, order, n);
 	for (size_t s = 0; s < steps; s++) {
 		int nb = (size_t)c->batch < n ? c->batch : (int)n;
@@ -155,7 +159,7 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 {
 	struct mea_plan_opts po = {0};
 	struct run r = {m, ds, c, remap, NULL, NULL, NULL, 0};
-	int32_t *order = NULL;
+	int32_t *base = NULL, *order = NULL;
 	size_t nsel, plane = (size_t)ds->C * ds->H * ds->W;
 	int rc, stopped = 0;
 	double t0 = now();
@@ -167,10 +171,10 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 				ds->C, ds->H, ds->W, m->in_c, m->in_h, m->in_w);
 	if ((rc = mea_model_add_state(m, c->mask, e)))
 		return rc;
-	if ((rc = select_samples(ds, idx, n, remap, &order, &nsel)))
+	if ((rc = select_samples(ds, idx, n, remap, &base, &nsel)))
 		return mea_errf(e, rc, "out of memory");
 	if (nsel == 0) {
-		free(order);
+		free(base);
 		return mea_errf(e, MEA_E_FORMAT, "no training images (none of the selected classes)");
 	}
 	po.batch = c->batch;
@@ -182,15 +186,17 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	r.K = m->node[c->out_node].C;
 	r.x = malloc((size_t)c->batch * plane * sizeof *r.x);
 	r.y = malloc((size_t)c->batch * sizeof *r.y);
-	if (!r.x || !r.y)
+	order = malloc(nsel * sizeof *order);
+	if (!r.x || !r.y || !order)
 		rc = mea_errf(e, MEA_E_NOMEM, "out of memory for a batch of %d", c->batch);
 	else
 		rc = mea_plan_new(&r.plan, m, &po, e);
 	for (int ep = first_epoch; !rc && !stopped && ep < c->epochs; ep++)
-		rc = train_epoch(&r, ep, order, nsel, t0, cb, ctx, &stopped, e);
+		rc = train_epoch(&r, ep, base, order, nsel, t0, cb, ctx, &stopped, e);
 	mea_plan_free(r.plan);
 	free(r.x);
 	free(r.y);
+	free(base);
 	free(order);
 	return rc;
 }
@@ -232,5 +238,94 @@ mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	}
 	mea_plan_free(plan);
 	free(p);
+	return rc;
+}
+
+int
+mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, double share, double *precision, struct mea_calib_report *rep,
+		struct mea_err *e)
+{
+	int K = m->nclasses, nhard = m->nhard > 0 ? m->nhard : K / 2, rc;
+	int32_t *pred = malloc((n ? n : 1) * sizeof *pred), *label = malloc((n ? n : 1) * sizeof *label);
+	int32_t *hard = malloc((size_t)(nhard ? nhard : 1) * sizeof *hard);
+	float *ent = malloc((n ? n : 1) * sizeof *ent);
+	uint8_t *ok = malloc(n ? n : 1);
+	double *prec = malloc((size_t)K * sizeof *prec);
+	size_t hits = 0, above = 0;
+
+	rc = !pred || !label || !hard || !ent || !ok || !prec
+		? mea_errf(e, MEA_E_NOMEM, "out of memory") : MEA_OK;
+	if (!rc && n == 0)
+		rc = mea_errf(e, MEA_E_FORMAT, "no held-out images to calibrate on");
+	if (!rc)
+		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, pred, ent, e);
+	if (!rc) {
+		for (size_t i = 0; i < n; i++) {
+			label[i] = ds->label[idx[i]];
+			ok[i] = pred[i] == label[i];
+			hits += ok[i];
+		}
+		rc = mea_class_precision(K, n, pred, label, prec);
+	}
+	if (!rc)
+		rc = mea_hard_classes(K, prec, nhard, hard);
+	if (!rc)
+		rc = mea_model_set_hard(m, nhard, hard, e);
+	if (!rc) {
+		rep->n = n;
+		rep->accuracy = (double)hits / (double)n;
+		rep->t_fit = mea_threshold_fit(n, ent, ok);
+		rep->t_share = share >= 0 ? mea_threshold_share(n, ent, share) : NAN;
+		for (size_t i = 0; i < n; i++)
+			above += ent[i] > rep->t_fit;
+		rep->share_at_fit = (double)above / (double)n;
+		m->threshold = (float)(share >= 0 ? rep->t_share : rep->t_fit);
+		if (precision)
+			memcpy(precision, prec, (size_t)K * sizeof *prec);
+	}
+	free(pred);
+	free(label);
+	free(hard);
+	free(ent);
+	free(ok);
+	free(prec);
+	return rc;
+}
+
+int
+mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, struct mea_edge_report *rep, struct mea_err *e)
+{
+	int32_t *pm = malloc((n ? n : 1) * sizeof *pm), *pe = malloc((n ? n : 1) * sizeof *pe);
+	float *ent = malloc((n ? n : 1) * sizeof *ent);
+	int32_t *slot = calloc((size_t)m->nclasses, sizeof *slot);  /* class -> hard index + 1 */
+	int ext = m->node_ext >= 0 && m->nhard > 0, rc;
+
+	memset(rep, 0, sizeof *rep);
+	rc = !pm || !pe || !ent || !slot ? mea_errf(e, MEA_E_NOMEM, "out of memory") : MEA_OK;
+	if (!rc)
+		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, pm, ent, e);
+	if (!rc && ext)
+		rc = mea_eval(m, ds, idx, n, m->node_ext, 128, pe, NULL, e);
+	for (int k = 0; !rc && ext && k < m->nhard; k++)
+		slot[m->hard[k]] = k + 1;
+	for (size_t i = 0; !rc && i < n; i++) {
+		int32_t y = ds->label[idx[i]], c = pm[i];
+		int32_t edge = ext && slot[c] ? m->hard[pe[i]] : c;
+		rep->main_hits += c == y;
+		rep->edge_hits += edge == y;
+		rep->above_t += ent[i] > m->threshold;
+		if (ext && slot[y]) {
+			rep->hard_n++;
+			rep->hard_main_hits += c == y;
+			rep->hard_edge_hits += edge == y;
+		}
+	}
+	rep->n = n;
+	free(pm);
+	free(pe);
+	free(ent);
+	free(slot);
 	return rc;
 }

@@ -1,0 +1,95 @@
+#!/bin/sh
+# make weights: retrain the shipped Fashion-MNIST models from scratch with
+# mea-train, on the 60,000 training images only (a tenth held out for the
+# hard classes and T; the test set is used only for the final report).
+#
+#   sh share/weights.sh edge|cloud|report|all
+#
+# Every stage writes its model under build/weights/ and its log beside
+# it; a stage that was cut short is resumed (--resume), and a finished
+# one is skipped, so the script can be run again after an interruption.
+set -eu
+BIN=${BIN:-bin}
+FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
+W=${WEIGHTS_WORK:-work/weights}   # not under build/: make clean must not eat a run
+mkdir -p "$W" weights
+
+# The settings of the shipped models.  Changing one retrains from scratch.
+SEED=1
+EDGE_ARCH="-a resnet20 -w 1"
+EDGE_EPOCHS=12
+EXT_EPOCHS=8
+CLOUD_ARCH="-a resnet8 -w 3.5"
+CLOUD_EPOCHS=8
+COMMON="-s $SEED -f 0.1 -Y 1 -t 1"
+
+data() {
+	[ -s "$W/train.mea" ] || "$BIN/mea-decode" "$FMNIST/train-images-idx3-ubyte.gz" > "$W/train.mea.$$"
+	[ -s "$W/train.mea" ] || mv "$W/train.mea.$$" "$W/train.mea"
+	[ -s "$W/test.mea" ] || "$BIN/mea-decode" "$FMNIST/t10k-images-idx3-ubyte.gz" > "$W/test.mea.$$"
+	[ -s "$W/test.mea" ] || mv "$W/test.mea.$$" "$W/test.mea"
+}
+
+# epochs_done MODEL: the epochs a checkpoint has finished (0 if none).
+epochs_done() {
+	[ -s "$1" ] || { echo 0; return; }
+	strings "$1" | sed -n 's/^train\.epoch//p' | head -1 | tr -cd 0-9 || echo 0
+}
+
+# train JOB IN OUT EPOCHS: run or resume one training job, logging.
+train() {
+	job=$1 in=$2 out=$3 epochs=$4
+	log="$out.log"
+	done_=$(epochs_done "$out")
+	if [ "${done_:-0}" -ge "$epochs" ] 2>/dev/null; then
+		echo "weights: $out: done ($done_ epochs)"
+		return
+	fi
+	if [ -s "$out" ]; then
+		echo "weights: $out: resuming after epoch $done_" | tee -a "$log"
+		set -- -r
+	else
+		set --
+	fi
+	start=$(date +%s)
+	echo "+ mea-train -j $job -m $in -o $out -e $epochs $COMMON $*" >> "$log"
+	"$BIN/mea-train" -j "$job" -m "$in" -o "$out" -e "$epochs" $COMMON "$@" \
+		< "$W/train.mea" 2>> "$log"
+	echo "seconds $(( $(date +%s) - start ))" >> "$log"
+}
+
+edge() {
+	data
+	[ -s "$W/edge-init.mea-model" ] || "$BIN/mea-train" --init $EDGE_ARCH -i 1x28x28 -k 10 -E \
+		-N share/fashion-mnist.classes -s $SEED -o "$W/edge-init.mea-model"
+	train full "$W/edge-init.mea-model" "$W/edge-main.mea-model" $EDGE_EPOCHS
+	"$BIN/mea-train" -j calibrate -m "$W/edge-main.mea-model" -o "$W/edge-cal.mea-model" \
+		$COMMON < "$W/train.mea" > "$W/edge-cal.log"
+	train ext "$W/edge-cal.mea-model" "$W/edge-ext.mea-model" $EXT_EPOCHS
+	cp "$W/edge-ext.mea-model" weights/fmnist-edge.mea-model
+}
+
+cloud() {
+	data
+	[ -s "$W/cloud-init.mea-model" ] || "$BIN/mea-train" --init $CLOUD_ARCH -i 1x28x28 -k 10 \
+		-N share/fashion-mnist.classes -s $SEED -o "$W/cloud-init.mea-model"
+	train full "$W/cloud-init.mea-model" "$W/cloud.mea-model" $CLOUD_EPOCHS
+	cp "$W/cloud.mea-model" weights/fmnist-cloud.mea-model
+}
+
+report() {
+	data
+	for m in weights/fmnist-edge.mea-model weights/fmnist-cloud.mea-model; do
+		echo "== $m"
+		"$BIN/mea-train" -j eval -m "$m" < "$W/test.mea"
+		sha256sum "$m"
+	done
+}
+
+case "${1:-all}" in
+edge) edge ;;
+cloud) cloud ;;
+report) report ;;
+all) edge; cloud; report ;;
+*) echo "usage: sh share/weights.sh edge|cloud|report|all" >&2; exit 2 ;;
+esac
