@@ -67,8 +67,16 @@ lint-man:
 demo: deps all
 	@sh share/demo.sh
 
+# Benchmarks and weights may use OpenBLAS's AVX-512 kernel: this OpenBLAS
+# does not recognise the CPU and would fall back to Prescott (SSE3) code.
+# The tests keep the environment's setting.
+FAST_BLAS = env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=$${MEA_BENCH_CORE:-SkylakeX}
+
 bench: deps all
-	@sh share/bench.sh
+	@$(FAST_BLAS) sh share/bench.sh
+
+weights: deps all
+	$(FAST_BLAS) sh share/weights.sh all
 
 install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANPREFIX)/man1 \
@@ -92,7 +100,7 @@ clean-build:
 clean: clean-build
 	rm -rf results
 
-.PHONY: all deps test check check-asan lint-man demo bench install uninstall clean clean-build
+.PHONY: all deps test check check-asan lint-man demo bench weights install uninstall clean clean-build
 .PRECIOUS: build/cmd/%.o build/t/%.o
 
 -include $(LIBOBJ:.o=.d) $(wildcard build/cmd/*.d) $(wildcard build/t/*.d)

@@ -153,6 +153,12 @@ void mea_tensor_remove(struct mea_record *r, const char *name);
 /* Deep copy of src into dst (dst is cleared first). */
 int mea_record_copy(struct mea_record *dst, const struct mea_record *src, struct mea_err *e);
 
+struct mea_reader;
+/* "NAME: record N (id)" for messages about the record just read from rd;
+ * returns buf. */
+const char *mea_record_where(const struct mea_reader *rd, const struct mea_record *r,
+		char *buf, size_t n);
+
 /* Human-readable dump: fields, tensors with shape and up to nvals values. */
 void mea_record_print(FILE *f, const struct mea_record *r, uint64_t index, int nvals);
 

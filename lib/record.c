@@ -373,3 +373,16 @@ mea_record_print(FILE *f, const struct mea_record *r, uint64_t index, int nvals)
 		fputs(n < t->nelem ? " ...\n" : "\n", f);
 	}
 }
+
+const char *
+mea_record_where(const struct mea_reader *rd, const struct mea_record *r, char *buf, size_t n)
+{
+	const char *id = mea_field_str(r, MEA_F_ID);
+	unsigned long long idx = rd->nrec ? (unsigned long long)rd->nrec - 1 : 0;
+
+	if (id)
+		snprintf(buf, n, "%s: record %llu (%.200s)", rd->name, idx, id);
+	else
+		snprintf(buf, n, "%s: record %llu", rd->name, idx);
+	return buf;
+}
