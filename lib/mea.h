@@ -221,5 +221,7 @@ int mea_write_all(int fd, const void *p, size_t n);
 #include "image.h"
 #include "gate.h"
 #include "score.h"
+#include "model.h"
+#include "offload.h"
 
 #endif

@@ -25,7 +25,13 @@
 #include <stdint.h>
 
 void mea_set_threads(int n);   /* OpenBLAS threads; n >= 1 */
-const char *mea_blas_info(void); /* e.g. "OpenBLAS 0.3.21 Haswell" */
+/* openblas_get_config() and the core in use, e.g. "OpenBLAS 0.3.21
+ * DYNAMIC_ARCH ... Haswell MAX_THREADS=64; core Haswell".  Static text. */
+const char *mea_blas_info(void);
+/* on != 0: mea_gemm (and so every kernel built on it) uses a plain
+ * triple loop instead of OpenBLAS, for tests and debugging.  Process-wide;
+ * set it before any kernel runs. */
+void mea_set_naive_gemm(int on);
 
 /* C = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
  * ta/tb: 0 plain, 1 transposed.  A is M x K (after op), B is K x N. */
@@ -46,7 +52,8 @@ struct mea_conv_shape {
  * kernel no larger than the padded input, all sizes positive).
  * Returns 0 or -1. */
 int mea_conv_shape_init(struct mea_conv_shape *s);
-/* Number of floats of scratch that forward/backward need. */
+/* Number of floats of scratch that forward/backward need (0 for a 1x1
+ * stride-1 unpadded convolution, whose work may then be NULL). */
 size_t mea_conv_workspace(const struct mea_conv_shape *s);
 /* y[N][K][P][Q] = conv(x[N][C][H][W], w) + bias (bias may be NULL). */
 void mea_conv2d_forward(const struct mea_conv_shape *s, const float *x,

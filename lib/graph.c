@@ -1,0 +1,710 @@
+/*
+ * graph.c: the graph engine.  A plan turns the part of a model between the
+ * given nodes and the wanted nodes into a list of steps for a fixed
+ * largest batch, and allocates everything those steps need once:
+ *
+ *  - Inference steps fold each batch normalisation into the convolution
+ *    that feeds it (a private copy of the weights, so the model itself
+ *    stays trainable) and share activation buffers: a buffer returns to a
+ *    free list after the last step that reads it, and the next output
+ *    takes the smallest free buffer that fits (or grows the largest), so
+ *    a ResNet needs about three buffers whatever its depth.
+ *  - Training steps (the blocks in train_mask) keep every activation, run
+ *    bn on batch statistics (saving mean and 1/std for backward and
+ *    updating the running statistics), and have gradient buffers for each
+ *    value downstream of a trained parameter.  Frozen blocks run as in
+ *    inference and are never differentiated: MEANet's extension reads the
+ *    main block's features detached.
+ *
+ * Values are named by node index.  A folded bn has no buffer of its own:
+ * owner[bn] is the convolution whose output it rewrites.
+ */
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mea.h"
+#include "model.h"
+
+struct step {
+	int node;
+	int train;            /* 1: training mode */
+	int in[2];            /* value owners of the inputs, -1 */
+	int out;              /* value owner of the output */
+	int bn;               /* inference: the bn folded into this conv, or -1 */
+	const float *fw, *fb; /* folded weight and bias, or NULL */
+	struct mea_conv_shape cs;
+	struct mea_pool_shape ps;
+	size_t save;          /* train bn: offset into p->save; maxpool: into p->argmax */
+};
+
+struct mea_plan {
+	struct mea_model *m;
+	int batch, n;         /* largest batch; images in the last forward */
+	int training;         /* any step trains */
+	int *owner;           /* node -> node owning the buffer of its value */
+	unsigned char *pinned, *needgrad;
+	float **val, **grad;  /* per owner */
+	struct step *step;
+	int nstep;
+	float **buf;          /* distinct activation buffers, freed at the end */
+	int nbuf;
+	float *work, *folded, *pgrad, *save, *scratch;
+	int32_t *argmax;
+	size_t bytes;
+};
+
+static size_t
+per_image(const struct mea_node *n)
+{
+	return (size_t)n->C * (size_t)n->H * (size_t)n->W;
+}
+
+static float
+act_cap(int act)
+{
+	return act == MEA_ACT_RELU6 ? 6.0f : 0.0f;
+}
+
+static const float *
+tdata(const struct mea_model *m, int t)
+{
+	return t >= 0 ? m->tensor[t].data : NULL;
+}
+
+void
+mea_plan_free(struct mea_plan *p)
+{
+	if (!p)
+		return;
+	for (int b = 0; b < p->nbuf; b++)
+		free(p->buf[b]);
+	for (int v = 0; p->grad && v < p->m->nnodes; v++)
+		free(p->grad[v]);
+	free(p->buf);
+	free(p->owner);
+	free(p->pinned);
+	free(p->needgrad);
+	free(p->val);
+	free(p->grad);
+	free(p->step);
+	free(p->work);
+	free(p->folded);
+	free(p->pgrad);
+	free(p->save);
+	free(p->scratch);
+	free(p->argmax);
+	free(p);
+}
+
+/* malloc of count elements of size, counting the bytes; NULL with e set
+ * (MEA_E_LIMIT or MEA_E_NOMEM) on failure. */
+static void *
+plan_alloc(struct mea_plan *p, size_t count, size_t size, int zero, struct mea_err *e)
+{
+	size_t n;
+	void *q;
+
+	if (mea_mul_size(count ? count : 1, size, &n) || n > SIZE_MAX / 2) {
+		mea_errf(e, MEA_E_LIMIT, "a plan buffer of %zu x %zu bytes is too large", count, size);
+		return NULL;
+	}
+	q = zero ? calloc(1, n) : malloc(n);
+	if (!q) {
+		mea_errf(e, MEA_E_NOMEM, "out of memory for a %zu-byte plan buffer", n);
+		return NULL;
+	}
+	p->bytes += n;
+	return q;
+}
+
+/* Which nodes the wanted outputs need, stopping at the given inputs. */
+static int
+mark_needed(struct mea_plan *p, const struct mea_plan_opts *o, unsigned char *need,
+		unsigned char *given, struct mea_err *e)
+{
+	const struct mea_model *m = p->m;
+
+	for (int k = 0; k < o->noutputs; k++)
+		need[o->output[k]] = 1;
+	for (int k = 0; k < o->ninputs; k++)
+		given[o->input[k]] = 1;
+	for (int i = m->nnodes - 1; i >= 0; i--) {
+		if (!need[i] || given[i])
+			continue;
+		if (m->node[i].op == MEA_OP_INPUT)
+			return mea_errf(e, MEA_E_ARG, "the wanted outputs need node %d (%s), which is "
+					"not given", i, m->node[i].name);
+		for (int k = 0; k < m->node[i].ninputs; k++)
+			need[m->node[i].input[k]] = 1;
+	}
+	return 0;
+}
+
+/* Make the steps, fold bn into convolutions where the plan allows it, and
+ * decide which values need gradients. */
+static int
+make_steps(struct mea_plan *p, const struct mea_plan_opts *o, const unsigned char *need,
+		const unsigned char *given, struct mea_err *e)
+{
+	const struct mea_model *m = p->m;
+	int *nuse = calloc((size_t)m->nnodes, sizeof *nuse);
+	int *fold = malloc((size_t)m->nnodes * sizeof *fold);
+
+	if (!nuse || !fold) {
+		free(nuse);
+		free(fold);
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	}
+	for (int i = 0; i < m->nnodes; i++) {
+		p->owner[i] = i;
+		fold[i] = -1;
+		if (need[i] && !given[i])
+			for (int k = 0; k < m->node[i].ninputs; k++)
+				nuse[m->node[i].input[k]]++;
+	}
+	for (int k = 0; k < o->noutputs; k++)
+		nuse[o->output[k]]++;   /* a wanted conv keeps its own output */
+	for (int i = 0; i < m->nnodes; i++) {
+		const struct mea_node *n = &m->node[i];
+		int c = n->ninputs ? n->input[0] : -1;
+		if (!need[i] || given[i] || n->op != MEA_OP_BN || given[c] ||
+				m->node[c].op != MEA_OP_CONV || m->node[c].act || nuse[c] != 1 ||
+				(o->train_mask & MEA_BLOCK_BIT(n->block)) ||
+				(o->train_mask & MEA_BLOCK_BIT(m->node[c].block)))
+			continue;
+		p->owner[i] = c;
+		fold[c] = i;
+	}
+	for (int i = 0; i < m->nnodes; i++) {
+		const struct mea_node *n = &m->node[i];
+		struct step *s;
+		if (!need[i] || given[i] || p->owner[i] != i)
+			continue;
+		s = &p->step[p->nstep++];
+		memset(s, 0, sizeof *s);
+		s->node = i;
+		s->train = (o->train_mask & MEA_BLOCK_BIT(n->block)) != 0;
+		s->in[0] = n->ninputs > 0 ? p->owner[n->input[0]] : -1;
+		s->in[1] = n->ninputs > 1 ? p->owner[n->input[1]] : -1;
+		s->out = i;
+		s->bn = fold[i];
+		p->training |= s->train;
+		/* A value needs a gradient when a trained parameter lies upstream. */
+		if (s->train && n->param[0] >= 0)
+			p->needgrad[i] = 1;
+		for (int k = 0; k < 2; k++)
+			if (s->in[k] >= 0 && p->needgrad[s->in[k]]) {
+				if (!s->train) {
+					free(nuse);
+					free(fold);
+					return mea_errf(e, MEA_E_ARG, "node %d (%s) of the frozen %s block "
+							"reads trained node %d", i, n->name,
+							mea_block_name(n->block), s->in[k]);
+				}
+				p->needgrad[i] = 1;
+			}
+	}
+	free(nuse);
+	free(fold);
+	return 0;
+}
+
+/* Give every value a buffer.  Inference values share buffers by lifetime;
+ * given, wanted and training values each get their own. */
+static int
+assign_buffers(struct mea_plan *p, const unsigned char *given, struct mea_err *e)
+{
+	const struct mea_model *m = p->m;
+	int nv = m->nnodes, rc = 0;
+	int *last = malloc((size_t)nv * sizeof *last);
+	int *bufof = malloc((size_t)nv * sizeof *bufof);
+	size_t *cap = calloc((size_t)nv + 1, sizeof *cap);
+	unsigned char *busy = calloc((size_t)nv + 1, 1);
+	int nbuf = 0;
+
+	if (!last || !bufof || !cap || !busy) {
+		rc = mea_errf(e, MEA_E_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int v = 0; v < nv; v++) {
+		last[v] = -1;
+		bufof[v] = -1;
+	}
+	for (int s = 0; s < p->nstep; s++)
+		for (int k = 0; k < 2; k++)
+			if (p->step[s].in[k] >= 0)
+				last[p->step[s].in[k]] = s;
+	for (int v = 0; v < nv; v++)
+		if (given[v] || p->pinned[v]) {
+			bufof[v] = nbuf;
+			cap[nbuf] = per_image(&m->node[v]);
+			busy[nbuf++] = 1;
+		}
+	for (int s = 0; s < p->nstep; s++) {
+		int v = p->step[s].out, best = -1;
+		size_t need = per_image(&m->node[v]);
+		if (bufof[v] < 0 && p->training) {
+			bufof[v] = nbuf;
+			cap[nbuf] = need;
+			busy[nbuf++] = 1;
+		}
+		if (bufof[v] < 0) {
+			/* The smallest free buffer that fits, else the largest free
+			 * one (grown), else a new one. */
+			for (int b = 0; b < nbuf; b++) {
+				int fits = cap[b] >= need, best_fits = best >= 0 && cap[best] >= need;
+				if (busy[b])
+					continue;
+				if (best < 0 || (fits && (!best_fits || cap[b] < cap[best])) ||
+						(!fits && !best_fits && cap[b] > cap[best]))
+					best = b;
+			}
+			if (best < 0)
+				best = nbuf++;
+			if (cap[best] < need)
+				cap[best] = need;
+			busy[best] = 1;
+			bufof[v] = best;
+		}
+		if (p->training)
+			continue;
+		/* Inputs read for the last time free their buffers only now, so an
+		 * output never overwrites its own input. */
+		for (int k = 0; k < 2; k++) {
+			int u = p->step[s].in[k];
+			if (u >= 0 && last[u] == s && !p->pinned[u] && !given[u])
+				busy[bufof[u]] = 0;
+		}
+	}
+	if (!(p->buf = calloc((size_t)nbuf + 1, sizeof *p->buf))) {
+		rc = mea_errf(e, MEA_E_NOMEM, "out of memory");
+		goto done;
+	}
+	for (int b = 0; b < nbuf; b++) {
+		size_t n;
+		if (mea_mul_size(cap[b], (size_t)p->batch, &n) || n > INT_MAX) {
+			rc = mea_errf(e, MEA_E_LIMIT, "an activation of %zu values per image is too "
+					"large for a batch of %d", cap[b], p->batch);
+			goto done;
+		}
+		if (!(p->buf[b] = plan_alloc(p, n, sizeof(float), 1, e))) {
+			rc = e ? e->code : MEA_E_NOMEM;
+			goto done;
+		}
+		p->nbuf = b + 1;
+	}
+	for (int v = 0; v < nv; v++)
+		if (bufof[v] >= 0)
+			p->val[v] = p->buf[bufof[v]];
+done:
+	free(last);
+	free(bufof);
+	free(cap);
+	free(busy);
+	return rc;
+}
+
+/* Shapes for the kernels, the workspace, folded weights and the training
+ * buffers. */
+static int
+prepare_steps(struct mea_plan *p, struct mea_err *e)
+{
+	struct mea_model *m = p->m;
+	size_t work = 0, folded = 0, save = 0, argmax = 0, scratch = 0, off = 0;
+
+	for (int s = 0; s < p->nstep; s++) {
+		struct step *st = &p->step[s];
+		const struct mea_node *n = &m->node[st->node];
+		const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
+		if (n->op == MEA_OP_CONV) {
+			st->cs = (struct mea_conv_shape){ .N = p->batch, .C = a->C, .H = a->H,
+				.W = a->W, .K = n->K, .R = n->R, .S = n->S, .stride = n->stride,
+				.pad = n->pad, .groups = n->groups };
+			if (mea_conv_shape_init(&st->cs) != 0)
+				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): convolution too large "
+						"for a batch of %d", st->node, n->name, p->batch);
+			size_t w = mea_conv_workspace(&st->cs);
+			if (w > work)
+				work = w;
+			if (st->bn >= 0)
+				folded += m->tensor[n->param[MEA_P_WEIGHT]].nelem + (size_t)n->K;
+		} else if (n->op == MEA_OP_MAXPOOL || n->op == MEA_OP_AVGPOOL) {
+			st->ps = (struct mea_pool_shape){ .N = p->batch, .C = a->C, .H = a->H,
+				.W = a->W, .R = n->R, .S = n->S, .stride = n->stride, .pad = n->pad };
+			if (mea_pool_shape_init(&st->ps) != 0)
+				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): pooling too large for a "
+						"batch of %d", st->node, n->name, p->batch);
+			if (st->train && n->op == MEA_OP_MAXPOOL) {
+				st->save = argmax;
+				argmax += (size_t)p->batch * per_image(n);
+			}
+		} else if (n->op == MEA_OP_BN && st->train) {
+			st->save = save;
+			save += 2 * (size_t)n->C;
+		}
+		if (st->train && n->act && (size_t)p->batch * per_image(n) > scratch)
+			scratch = (size_t)p->batch * per_image(n);
+	}
+	if (!(p->work = plan_alloc(p, work, sizeof(float), 0, e)) ||
+			!(p->folded = plan_alloc(p, folded, sizeof(float), 0, e)))
+		return e ? e->code : MEA_E_NOMEM;
+	for (int s = 0; s < p->nstep; s++) {
+		struct step *st = &p->step[s];
+		const struct mea_node *n = &m->node[st->node], *bn;
+		const struct mea_weight *w;
+		float *fw, *fb;
+		if (st->bn < 0)
+			continue;
+		bn = &m->node[st->bn];
+		w = &m->tensor[n->param[MEA_P_WEIGHT]];
+		fw = p->folded + off;
+		fb = fw + w->nelem;
+		off += w->nelem + (size_t)n->K;
+		memcpy(fw, w->data, w->nelem * sizeof *fw);
+		if (n->bias)
+			memcpy(fb, tdata(m, n->param[MEA_P_BIAS]), (size_t)n->K * sizeof *fb);
+		else
+			memset(fb, 0, (size_t)n->K * sizeof *fb);
+		mea_bn_fold(n->K, w->nelem / (size_t)n->K, fw, fb,
+				tdata(m, bn->param[MEA_P_GAMMA]), tdata(m, bn->param[MEA_P_BETA]),
+				tdata(m, bn->param[MEA_P_MEAN]), tdata(m, bn->param[MEA_P_VAR]), bn->eps);
+		st->fw = fw;
+		st->fb = fb;
+	}
+	if (!p->training)
+		return 0;
+	if (!(p->pgrad = plan_alloc(p, m->arena_nelem, sizeof(float), 1, e)) ||
+			!(p->save = plan_alloc(p, save, sizeof(float), 1, e)) ||
+			!(p->argmax = plan_alloc(p, argmax, sizeof(int32_t), 1, e)) ||
+			!(p->scratch = plan_alloc(p, scratch, sizeof(float), 1, e)))
+		return e ? e->code : MEA_E_NOMEM;
+	for (int v = 0; v < m->nnodes; v++)
+		if (p->needgrad[v] && p->owner[v] == v &&
+				!(p->grad[v] = plan_alloc(p, (size_t)p->batch * per_image(&m->node[v]),
+						sizeof(float), 1, e)))
+			return e ? e->code : MEA_E_NOMEM;
+	return 0;
+}
+
+int
+mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_opts *o,
+		struct mea_err *e)
+{
+	struct mea_plan *p;
+	unsigned char *need = NULL, *given = NULL;
+	size_t nn = (size_t)m->nnodes;
+	int rc;
+
+	*pp = NULL;
+	if (o->batch < 1 || o->batch > MEA_MODEL_MAX_BATCH)
+		return mea_errf(e, MEA_E_ARG, "batch %d is not in 1..%d", o->batch,
+				MEA_MODEL_MAX_BATCH);
+	if (o->ninputs < 0 || o->ninputs > 4 || o->noutputs < 1 || o->noutputs > 4)
+		return mea_errf(e, MEA_E_ARG, "%d inputs and %d outputs: need 0..4 and 1..4",
+				o->ninputs, o->noutputs);
+	for (int k = 0; k < o->ninputs + o->noutputs; k++) {
+		int v = k < o->ninputs ? o->input[k] : o->output[k - o->ninputs];
+		if (v < 0 || v >= m->nnodes)
+			return mea_errf(e, MEA_E_ARG, "node %d does not exist", v);
+	}
+	if (!(p = calloc(1, sizeof *p)))
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	p->m = m;
+	p->batch = o->batch;
+	p->owner = malloc(nn * sizeof *p->owner);
+	p->pinned = calloc(nn, 1);
+	p->needgrad = calloc(nn, 1);
+	p->val = calloc(nn, sizeof *p->val);
+	p->grad = calloc(nn, sizeof *p->grad);
+	p->step = calloc(nn, sizeof *p->step);
+	need = calloc(nn, 1);
+	given = calloc(nn, 1);
+	if (!p->owner || !p->pinned || !p->needgrad || !p->val || !p->grad || !p->step ||
+			!need || !given) {
+		rc = mea_errf(e, MEA_E_NOMEM, "out of memory");
+		goto fail;
+	}
+	if ((rc = mark_needed(p, o, need, given, e)) ||
+			(rc = make_steps(p, o, need, given, e)))
+		goto fail;
+	for (int k = 0; k < o->noutputs; k++)
+		p->pinned[p->owner[o->output[k]]] = 1;
+	for (int k = 0; k < o->ninputs; k++)
+		p->pinned[o->input[k]] = 1;
+	if ((rc = assign_buffers(p, given, e)) || (rc = prepare_steps(p, e)))
+		goto fail;
+	free(need);
+	free(given);
+	*pp = p;
+	return 0;
+fail:
+	free(need);
+	free(given);
+	mea_plan_free(p);
+	return rc;
+}
+
+float *
+mea_plan_value(struct mea_plan *p, int node)
+{
+	if (node < 0 || node >= p->m->nnodes)
+		return NULL;
+	node = p->owner[node];
+	return p->pinned[node] || p->training ? p->val[node] : NULL;
+}
+
+size_t
+mea_plan_bytes(const struct mea_plan *p)
+{
+	return p->bytes;
+}
+
+/* ------------------------------------------------------------- forward */
+
+static void
+step_forward(struct mea_plan *p, struct step *st, int N)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *n = &m->node[st->node];
+	const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
+	const struct mea_node *b = st->in[1] >= 0 ? &m->node[n->input[1]] : NULL;
+	const float *x = st->in[0] >= 0 ? p->val[st->in[0]] : NULL;
+	const float *x2 = st->in[1] >= 0 ? p->val[st->in[1]] : NULL;
+	float *y = p->val[st->out];
+	size_t len = (size_t)N * per_image(n);
+	int act = st->bn >= 0 ? m->node[st->bn].act : n->act;
+
+	switch (n->op) {
+	case MEA_OP_CONV:
+		st->cs.N = N;
+		if (st->fw)
+			mea_conv2d_forward(&st->cs, x, st->fw, st->fb, y, p->work);
+		else
+			mea_conv2d_forward(&st->cs, x, tdata(m, n->param[MEA_P_WEIGHT]),
+					tdata(m, n->param[MEA_P_BIAS]), y, p->work);
+		break;
+	case MEA_OP_BN: {
+		const float *g = tdata(m, n->param[MEA_P_GAMMA]), *be = tdata(m, n->param[MEA_P_BETA]);
+		float *rm = m->tensor[n->param[MEA_P_MEAN]].data;
+		float *rv = m->tensor[n->param[MEA_P_VAR]].data;
+		if (st->train)
+			mea_bn_forward_train(N, n->C, n->H * n->W, x, g, be, n->eps, n->momentum, y,
+					p->save + st->save, p->save + st->save + n->C, rm, rv);
+		else
+			mea_bn_forward_infer(N, n->C, n->H * n->W, x, g, be, rm, rv, n->eps, y);
+		break;
+	}
+	case MEA_OP_ADD:
+		mea_add_forward(len, x, x2, y);
+		break;
+	case MEA_OP_CONCAT:
+		mea_concat_forward(N, n->H * n->W, a->C, x, b->C, x2, y);
+		break;
+	case MEA_OP_MAXPOOL:
+		st->ps.N = N;
+		mea_maxpool_forward(&st->ps, x, y, st->train ? p->argmax + st->save : NULL);
+		break;
+	case MEA_OP_AVGPOOL:
+		st->ps.N = N;
+		mea_avgpool_forward(&st->ps, x, y);
+		break;
+	case MEA_OP_GAP:
+		mea_gap_forward(N, a->C, a->H * a->W, x, y);
+		break;
+	case MEA_OP_FC:
+		mea_fc_forward(N, (int)per_image(a), n->K, x, tdata(m, n->param[MEA_P_WEIGHT]),
+				tdata(m, n->param[MEA_P_BIAS]), y);
+		break;
+	}
+	if (act)
+		mea_relu_forward(len, y, y, act_cap(act));
+}
+
+int
+mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e)
+{
+	if (n < 1 || n > p->batch)
+		return mea_errf(e, MEA_E_ARG, "%d images for a plan of batch %d", n, p->batch);
+	p->n = n;
+	for (int s = 0; s < p->nstep; s++)
+		step_forward(p, &p->step[s], n);
+	return 0;
+}
+
+/* ------------------------------------------------------------ backward */
+
+void
+mea_plan_zero_grad(struct mea_plan *p)
+{
+	const struct mea_model *m = p->m;
+
+	if (!p->training)
+		return;
+	for (int v = 0; v < m->nnodes; v++)
+		if (p->grad[v])
+			memset(p->grad[v], 0, (size_t)p->batch * per_image(&m->node[v]) * sizeof(float));
+	memset(p->pgrad, 0, (m->arena_nelem ? m->arena_nelem : 1) * sizeof(float));
+}
+
+float *
+mea_plan_grad(struct mea_plan *p, int node)
+{
+	if (!p->training || node < 0 || node >= p->m->nnodes)
+		return NULL;
+	return p->grad[p->owner[node]];
+}
+
+float *
+mea_plan_param_grad(struct mea_plan *p, int t)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_weight *w;
+
+	if (!p->training || t < 0 || t >= m->ntensors)
+		return NULL;
+	w = &m->tensor[t];
+	if (w->kind != MEA_TK_PARAM || !p->needgrad[w->node] || p->owner[w->node] != w->node)
+		return NULL;
+	return p->pgrad + (w->data - m->arena);
+}
+
+float
+mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels)
+{
+	const struct mea_node *n = &p->m->node[node];
+	float *g = mea_plan_grad(p, node);
+
+	return mea_xent(p->n, (int)per_image(n), p->val[p->owner[node]], labels, g);
+}
+
+/* The gradient of a parameter slot, NULL when the node has no such slot. */
+static float *
+slot_grad(struct mea_plan *p, const struct mea_node *n, int slot)
+{
+	return n->param[slot] >= 0 ? mea_plan_param_grad(p, n->param[slot]) : NULL;
+}
+
+static void
+step_backward(struct mea_plan *p, const struct step *st, int N)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *n = &m->node[st->node];
+	const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
+	const struct mea_node *b = st->in[1] >= 0 ? &m->node[n->input[1]] : NULL;
+	const float *x = st->in[0] >= 0 ? p->val[st->in[0]] : NULL;
+	const float *y = p->val[st->out];
+	float *dx = st->in[0] >= 0 ? p->grad[st->in[0]] : NULL;
+	float *dx2 = st->in[1] >= 0 ? p->grad[st->in[1]] : NULL;
+	const float *dy = p->grad[st->out];
+	size_t len = (size_t)N * per_image(n);
+
+	if (n->act) {
+		/* The stored output is after the activation, which is all
+		 * relu's backward needs; the op's own backward reads its input. */
+		memset(p->scratch, 0, len * sizeof *p->scratch);
+		mea_relu_backward(len, y, dy, p->scratch, act_cap(n->act));
+		dy = p->scratch;
+	}
+	switch (n->op) {
+	case MEA_OP_CONV: {
+		struct mea_conv_shape cs = st->cs;
+		cs.N = N;
+		mea_conv2d_backward(&cs, x, tdata(m, n->param[MEA_P_WEIGHT]), dy, dx,
+				slot_grad(p, n, MEA_P_WEIGHT), slot_grad(p, n, MEA_P_BIAS), p->work);
+		break;
+	}
+	case MEA_OP_BN:
+		mea_bn_backward(N, n->C, n->H * n->W, x, dy, tdata(m, n->param[MEA_P_GAMMA]),
+				p->save + st->save, p->save + st->save + n->C, dx,
+				slot_grad(p, n, MEA_P_GAMMA), slot_grad(p, n, MEA_P_BETA));
+		break;
+	case MEA_OP_ADD:
+		if (dx)
+			mea_acc(len, dy, dx);
+		if (dx2)
+			mea_acc(len, dy, dx2);
+		break;
+	case MEA_OP_CONCAT:
+		mea_concat_backward(N, n->H * n->W, a->C, b->C, dy, dx, dx2);
+		break;
+	case MEA_OP_MAXPOOL:
+		if (dx) {
+			struct mea_pool_shape ps = st->ps;
+			ps.N = N;
+			mea_maxpool_backward(&ps, p->argmax + st->save, dy, dx);
+		}
+		break;
+	case MEA_OP_AVGPOOL:
+		if (dx) {
+			struct mea_pool_shape ps = st->ps;
+			ps.N = N;
+			mea_avgpool_backward(&ps, dy, dx);
+		}
+		break;
+	case MEA_OP_GAP:
+		if (dx)
+			mea_gap_backward(N, a->C, a->H * a->W, dy, dx);
+		break;
+	case MEA_OP_FC:
+		mea_fc_backward(N, (int)per_image(a), n->K, x, tdata(m, n->param[MEA_P_WEIGHT]),
+				dy, dx, slot_grad(p, n, MEA_P_WEIGHT), slot_grad(p, n, MEA_P_BIAS));
+		break;
+	}
+}
+
+int
+mea_plan_backward(struct mea_plan *p, struct mea_err *e)
+{
+	if (!p->training)
+		return mea_errf(e, MEA_E_ARG, "backward on a plan that trains nothing");
+	if (p->n < 1)
+		return mea_errf(e, MEA_E_ARG, "backward before forward");
+	for (int s = p->nstep - 1; s >= 0; s--)
+		if (p->step[s].train && p->needgrad[p->step[s].out])
+			step_backward(p, &p->step[s], p->n);
+	return 0;
+}
+
+/* -------------------------------------------------------------- input */
+
+int
+mea_model_input(const struct mea_model *m, const struct mea_tensor *img, float *x,
+		struct mea_err *e)
+{
+	size_t hw = (size_t)m->in_h * (size_t)m->in_w;
+
+	if ((img->dtype != MEA_U8 && img->dtype != MEA_F32) || img->ndim != 3 ||
+			img->dim[0] != (uint32_t)m->in_c || img->dim[1] != (uint32_t)m->in_h ||
+			img->dim[2] != (uint32_t)m->in_w) {
+		char got[64] = "";
+		size_t off = 0;
+		for (int d = 0; d < img->ndim && off < sizeof got; d++)
+			off += (size_t)snprintf(got + off, sizeof got - off, d ? "x%u" : "%u",
+					img->dim[d]);
+		return mea_errf(e, MEA_E_FORMAT, "%s %s %s, expected u8 or f32 %dx%dx%d",
+				img->name, mea_dtype_name(img->dtype) ? mea_dtype_name(img->dtype) : "?",
+				img->ndim ? got : "scalar", m->in_c, m->in_h, m->in_w);
+	}
+	for (int c = 0; c < m->in_c; c++) {
+		/* (v/255 - mean)/std as one multiply-add per pixel. */
+		float scale = 1.0f / m->std[c], shift = -m->mean[c] / m->std[c];
+		float *o = x + (size_t)c * hw;
+		if (img->dtype == MEA_U8) {
+			const uint8_t *v = (const uint8_t *)img->data + (size_t)c * hw;
+			float s255 = scale / 255.0f;
+			for (size_t k = 0; k < hw; k++)
+				o[k] = (float)v[k] * s255 + shift;
+		} else {
+			const float *v = (const float *)img->data + (size_t)c * hw;
+			for (size_t k = 0; k < hw; k++) {
+				if (!isfinite(v[k]))
+					return mea_errf(e, MEA_E_FORMAT, "%s: pixel %zu of channel %d is not "
+							"finite", img->name, k, c);
+				o[k] = v[k] * scale + shift;
+			}
+		}
+	}
+	return 0;
+}

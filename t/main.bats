@@ -1,0 +1,171 @@
+#!/usr/bin/env bats
+# mea-main: the main block over a stream, on randomly initialised models and
+# random images from model_test.
+
+load helper
+
+setup_file() {
+	D=$BATS_FILE_TMPDIR
+	mea-train --init -a resnet8 -i 1x28x28 -k 10 --meanet -o "$D/edge.mea-model"
+	mea-train --init -a resnet8 -i 1x28x28 -k 10 -s 2 -o "$D/plain.mea-model"
+	model_test records 12 1x28x28 1 > "$D/recs.mea"
+	model_test records 12 1x28x28 1 f32 > "$D/recs32.mea"
+	model_test records 2 3x32x32 1 > "$D/rgb.mea"
+}
+
+setup() {
+	D=$BATS_FILE_TMPDIR
+	S=$BATS_TEST_TMPDIR
+}
+
+@test "mea-main: adds logits [10] and, for an edge model, feat [64,7,7]" {
+	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" > "$S/out.mea"
+	run --separate-stderr mkrec_test -p < "$S/out.mea"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'logits       f32 \[10\]' <<< "$output")" -eq 9 ]
+	[ "$(grep -c 'feat         f32 \[64,7,7\]' <<< "$output")" -eq 9 ]
+	[ "$(grep -c 'macs_edge    9345920$' <<< "$output")" -eq 9 ]
+	[ "$(grep -c '^  t_main ' <<< "$output")" -eq 9 ]
+}
+
+@test "mea-main: a plain model adds no feature map" {
+	mea-main -m "$D/plain.mea-model" < "$D/recs.mea" > "$S/out.mea"
+	run --separate-stderr mkrec_test -p < "$S/out.mea"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'logits       f32 \[10\]' <<< "$output")" -eq 9 ]
+	[[ $output != *feat* ]]
+}
+
+@test "mea-main: every other field and tensor passes through, in order" {
+	mkrec_test -p < "$D/recs.mea" > "$S/in.txt"
+	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" | mkrec_test -p |
+		grep -Ev '^  (logits|feat|macs_edge|t_main) ' > "$S/out.txt"
+	diff "$S/in.txt" "$S/out.txt"
+	# Record 3 has no image and comes through untouched, in its place.
+	grep -A8 '^record 3$' "$S/out.txt" | grep -q 'id           "img003"'
+}
+
+@test "mea-main: batch 1 and batch 64 give the same logits and features" {
+	mea-main -m "$D/edge.mea-model" -b 1 < "$D/recs.mea" > "$S/b1.mea"
+	mea-main -m "$D/edge.mea-model" --batch 64 < "$D/recs.mea" > "$S/b64.mea"
+	run model_test cmp logits "$S/b1.mea" "$S/b64.mea" 1e-4
+	[ "$status" -eq 0 ]
+	[[ $output == "9 records with logits"* ]]
+	run model_test cmp feat "$S/b1.mea" "$S/b64.mea" 1e-4
+	[ "$status" -eq 0 ]
+}
+
+@test "mea-main: f32 images in [0,1] give the logits of the u8 images" {
+	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" > "$S/u8.mea"
+	mea-main -m "$D/edge.mea-model" < "$D/recs32.mea" > "$S/f32.mea"
+	run model_test cmp logits "$S/u8.mea" "$S/f32.mea" 1e-4
+	[ "$status" -eq 0 ]
+}
+
+@test "mea-main: --cloud adds cloud_logits, macs_cloud and t_cloud, no feat" {
+	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" |
+		mea-main -m "$D/plain.mea-model" --cloud > "$S/out.mea"
+	run --separate-stderr mkrec_test -p < "$S/out.mea"
+	[ "$(grep -c 'cloud_logits f32 \[10\]' <<< "$output")" -eq 9 ]
+	[ "$(grep -c 'macs_cloud   9345920$' <<< "$output")" -eq 9 ]
+	[ "$(grep -c '^  t_cloud ' <<< "$output")" -eq 9 ]
+	# The edge stage's feat passes through; the cloud stage adds none.
+	[ "$(grep -c 'feat  ' <<< "$output")" -eq 9 ]
+	run --separate-stderr bash -c "mea-main -m '$D/edge.mea-model' -c < '$D/recs.mea' | mkrec_test -p"
+	[ "$status" -eq 0 ]
+	[[ $output == *cloud_logits* ]]
+	[[ $output != *feat* ]]
+}
+
+@test "mea-main: macs_edge adds to what earlier stages spent" {
+	mea-main -m "$D/plain.mea-model" < "$D/recs.mea" |
+		mea-main -m "$D/plain.mea-model" > "$S/out.mea"
+	run --separate-stderr mkrec_test -p < "$S/out.mea"
+	[ "$(grep -c 'macs_edge    18691840$' <<< "$output")" -eq 9 ]
+}
+
+@test "mea-main: an image of the wrong shape names the record and both shapes" {
+	run -1 --separate-stderr mea-main -m "$D/edge.mea-model" < "$D/rgb.mea"
+	[ -z "$output" ]
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[ "$stderr" = "mea-main: stdin: record 0 (img000): image u8 3x32x32, expected u8 or f32 1x28x28" ]
+}
+
+@test "mea-main: the records before a bad one are written whole" {
+	cat "$D/recs.mea" "$D/rgb.mea" > "$S/mixed.mea"
+	run -1 bash -c "mea-main -m '$D/edge.mea-model' -b 5 < '$S/mixed.mea' > '$S/out.mea' 2> '$S/err'"
+	[[ $(cat "$S/err") == "mea-main: stdin: record 12 (img000): image u8 3x32x32"* ]]
+	run --separate-stderr mkrec_test -p < "$S/out.mea"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c '^record' <<< "$output")" -eq 12 ]
+}
+
+@test "mea-main: a missing model file is status 3 and one line" {
+	run -3 --separate-stderr mea-main -m "$S/none.mea-model" < "$D/recs.mea"
+	[ -z "$output" ]
+	[ "$stderr" = "mea-main: $S/none.mea-model: No such file or directory" ]
+}
+
+@test "mea-main: a truncated stream is status 1 after the good records" {
+	size=$(stat -c %s "$D/recs.mea")
+	head -c $((size - 10)) "$D/recs.mea" > "$S/cut.mea"
+	run -1 --separate-stderr mea-main -m "$D/edge.mea-model" < "$S/cut.mea"
+	[ "${#stderr_lines[@]}" -eq 1 ]
+	[[ $stderr == "mea-main: stdin: record 11"*"truncated"* ]]
+}
+
+@test "mea-main: a record is answered while the input stays open" {
+	model_test records 1 1x28x28 9 > "$S/one.mea"
+	mkfifo "$S/in"
+	mea-main -m "$D/edge.mea-model" -b 64 < "$S/in" > "$S/out.mea" 3>&- &
+	pid=$!
+	exec 4> "$S/in"
+	cat "$S/one.mea" >&4
+	# The producer has not closed its end: the record must still come out.
+	for i in $(seq 200); do
+		mkrec_test -p < "$S/out.mea" 2>/dev/null | grep -q logits && break
+		sleep 0.05
+	done
+	run mkrec_test -p < "$S/out.mea"
+	exec 4>&-
+	wait "$pid"
+	[[ $output == *"logits       f32 [10]"* ]]
+}
+
+@test "mea-main: options are checked; --help and --version" {
+	run -2 --separate-stderr mea-main < "$D/recs.mea"
+	[ -z "$output" ]
+	[ "${stderr_lines[0]}" = "mea-main: no model: give -m FILE" ]
+	run -2 --separate-stderr mea-main -m "$D/edge.mea-model" --batch 0
+	[[ ${stderr_lines[0]} == "mea-main: --batch: '0' is not a whole number from 1 to 4096" ]]
+	run -0 --separate-stderr mea-main --help
+	[[ $output == usage:* ]]
+	run -0 --separate-stderr mea-main -V
+	[ "$output" = "mea-main 0.1.0" ]
+}
+
+@test "mea-main: a failed write to stdout is status 4" {
+	run -4 --separate-stderr bash -c "mea-main -m '$D/edge.mea-model' < '$D/recs.mea' > /dev/full"
+	[ "${#stderr_lines[@]}" -eq 1 ]
+}
+
+@test "mea-main(1): the examples run" {
+	cd "$S"
+	# The commands are the literal displays and .Dl lines of EXAMPLES.
+	sed -n '/^\.Sh EXAMPLES/,/^\.Sh DIAGNOSTICS/p' "$TOP/man/mea-main.1" |
+		awk '/^\.Bd/ { lit = 1; next } /^\.Ed/ { lit = 0; next }
+			lit { print } /^\.Dl / { sub(/^\.Dl /, ""); print }' > examples.sh
+	[ -x "$TOP/bin/mea-decode" ] || sed -i 's|^mea-decode.*|model_test records 8 1x28x28 1 \||' examples.sh
+	run bash -e examples.sh
+	[ "$status" -eq 0 ]
+	[ "$(mkrec_test -p < cloud.mea | grep -c cloud_logits)" -eq 8 ]
+}
+
+@test "mea-main: ResNet-20 at batch 64 stays under 64 MiB resident" {
+	[ -x /usr/bin/time ] || skip "no /usr/bin/time"
+	mea-train --init -a resnet20 -i 1x28x28 -k 10 --meanet -o "$S/r20"
+	model_test records 130 1x28x28 3 > "$S/recs.mea"
+	/usr/bin/time -f %M -o "$S/rss" mea-main -m "$S/r20" -b 64 < "$S/recs.mea" > /dev/null
+	echo "max resident: $(cat "$S/rss") KiB" >&2
+	[ "$(cat "$S/rss")" -lt 65536 ]
+}
