@@ -165,7 +165,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'o': o->out = optarg; break;
 		case 'e': c->epochs = (int)opt_long("--epochs", optarg, 1, 100000); break;
 		case 'b': c->batch = (int)opt_long("--batch", optarg, 1, MEA_MODEL_MAX_BATCH); break;
-		case 'l': c->lr = (float)opt_double("--lr", optarg, 0, 100); break;
+		case 'l': c->lr = (float)opt_double("--lr", optarg, 0, 1e30); break;
 		case 'u': c->momentum = (float)opt_double("--momentum", optarg, 0, 0.999); break;
 		case 'n': c->nesterov = 1; break;
 		case 'd': c->wd = (float)opt_double("--wd", optarg, 0, 1); break;

@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# mea-train: the three jobs of MEANet training, resume, and bad input.
+
+load helper
+
+setup_file() {
+	export X=$BATS_FILE_TMPDIR
+	mea-decode -n 640 "$FMNIST/train-images-idx3-ubyte.gz" > "$X/train.mea"
+	mea-decode -n 64 "$FMNIST/t10k-images-idx3-ubyte.gz" > "$X/test.mea"
+	mea-train --init -a resnet8 -w 0.5 -i 1x28x28 -k 10 -E -N "$TOP/share/fashion-mnist.classes" \
+		-s 7 -o "$X/init.mea-model"
+	# the model every later test starts from: 3 quick epochs of the main block
+	mea-train -j full -m "$X/init.mea-model" -o "$X/main.mea-model" -e 3 -b 32 -f 0.2 \
+		< "$X/train.mea" 2> "$X/main.log"
+}
+
+@test "mea-train: the loss of a small model falls on real Fashion-MNIST" {
+	run awk '/^epoch/ { for (i = 1; i <= NF; i++) if ($i == "loss") print $(i + 1) }' "$X/main.log"
+	[ "${#lines[@]}" -eq 3 ]
+	awk -v a="${lines[0]}" -v b="${lines[2]}" 'BEGIN { exit !(b < a * 0.9) }'
+	[[ $(head -1 "$X/main.log") == "epoch 1/3 loss "*" held-out "* ]]
+}
+
+@test "mea-train: the same seed gives the same bytes" {
+	mea-train -j full -m "$X/init.mea-model" -o "$X/again.mea-model" -e 3 -b 32 -f 0.2 -q \
+		< "$X/train.mea"
+	cmp "$X/main.mea-model" "$X/again.mea-model"
+}
+
+@test "mea-train: a stopped run resumed continues exactly where it stopped" {
+	mea-train -j full -m "$X/init.mea-model" -o "$X/split.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		< "$X/train.mea"
+	run --separate-stderr mea-train -j full -r -o "$X/split.mea-model" -e 3 -b 32 -f 0.2 \
+		< "$X/train.mea"
+	[ "$status" -eq 0 ]
+	[[ ${stderr_lines[0]} == "epoch 2/3 "* ]]
+	cmp "$X/main.mea-model" "$X/split.mea-model"
+}
+
+@test "mea-train: resuming with other settings is refused" {
+	cp "$X/main.mea-model" "$X/other.mea-model"
+	run --separate-stderr mea-train -j full -r -o "$X/other.mea-model" -e 3 -b 64 -f 0.2 < "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == "mea-train: $X/other.mea-model: was trained with '"*"batch=32"*"', not '"*"batch=64"* ]]
+}
+
+@test "mea-train: calibration stores the hardest half of the classes and T" {
+	run --separate-stderr mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal.mea-model" \
+		-f 0.2 -C 0.25 < "$X/train.mea"
+	[ "$status" -eq 0 ]
+	[[ $output == *"held-out images  128"* ]]
+	[[ $output == *"T (share 0.250)"* ]]
+	[ "$(grep -c ' precision ' <<< "$output")" -eq 5 ]
+	# hardest first: precisions never decrease down the list
+	grep ' precision ' <<< "$output" | awk '{ if (NR > 1 && $4 < p) exit 1; p = $4 }'
+	# the gate reads the stored list and T back
+	run mea-train -j eval -m "$X/cal.mea-model" < "$X/train.mea"
+	[[ $output == *"above T      0.25"* ]] || [[ $output == *"above T      0.2"* ]]
+}
+
+@test "mea-train: extension training leaves the main block's answers unchanged" {
+	mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal.mea-model" -f 0.2 < "$X/train.mea" > /dev/null
+	run --separate-stderr mea-train -j ext -m "$X/cal.mea-model" -o "$X/ext.mea-model" -e 2 -b 32 \
+		-f 0.2 < "$X/train.mea"
+	[ "$status" -eq 0 ]
+	[ "${#stderr_lines[@]}" -eq 2 ]
+	mea-main -m "$X/cal.mea-model" < "$X/test.mea" > "$X/before.mea"
+	mea-main -m "$X/ext.mea-model" < "$X/test.mea" > "$X/after.mea"
+	model_test cmp logits "$X/before.mea" "$X/after.mea" 0
+	model_test cmp feat "$X/before.mea" "$X/after.mea" 0
+	run --separate-stderr mea-train -j eval -m "$X/ext.mea-model" < "$X/test.mea"
+	[ "$status" -eq 0 ]
+	[[ $output == *"images       64"* ]]
+	[[ $output == *"edge "*"(main + extension, no cloud)"* ]]
+	[[ $output == *"hard classes "*" main, "*" edge, on "*" images"* ]]
+}
+
+@test "mea-train: the extension job needs calibrated hard classes and an extension" {
+	mea-train --init -a resnet8 -w 0.5 -i 1x28x28 -k 10 -o "$X/plain.mea-model"
+	run --separate-stderr mea-train -j ext -m "$X/plain.mea-model" -o "$X/x.mea-model" -e 1 < "$X/train.mea"
+	[ "$status" -eq 3 ]
+	[[ $stderr == "mea-train: $X/plain.mea-model: no extension block"* ]]
+}
+
+@test "mea-train: unlabelled records are refused, naming the record" {
+	printf 'field id s nolabel.png\ntensor image u8 1,28,28 0\nend\n' | mkrec_test > "$X/nolabel.mea"
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" -e 1 < "$X/nolabel.mea"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "mea-train: stdin: record 0 (nolabel.png): no label (training needs labelled records)" ]
+	[ ! -e "$X/x.mea-model" ]
+}
+
+@test "mea-train: images of another shape are refused" {
+	{ head -c 0 /dev/null; cat "$X/test.mea"; printf 'field id s big.png\nfield label i 1\ntensor image u8 1,32,32 0\nend\n' | mkrec_test; } > "$X/mixed.mea"
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" -e 1 < "$X/mixed.mea"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "mea-train: stdin: record 64 (big.png): image is 1x32x32, earlier ones 1x28x28" ]
+	printf 'field id s big.png\nfield label i 1\ntensor image u8 1,32,32 0\nend\n' | mkrec_test > "$X/big.mea"
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" -e 1 < "$X/big.mea"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "mea-train: images are 1x32x32, the model takes 1x28x28" ]
+}
+
+@test "mea-train: an empty stream and a label out of range are refused" {
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" < /dev/null
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "mea-train: stdin: no records (an empty training stream)" ]
+	printf 'field id s x.png\nfield label i 10\ntensor image u8 1,28,28 0\nend\n' | mkrec_test > "$X/l10.mea"
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" < "$X/l10.mea"
+	[ "$status" -eq 1 ]
+	[ "$stderr" = "mea-train: stdin: record 0 (x.png): label 10 outside 0..9" ]
+}
+
+@test "mea-train: a diverging run stops at the first non-finite loss, naming the step" {
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/nan.mea-model" -e 2 -b 32 \
+		-l 1e30 -W 0 -q < "$X/train.mea"
+	[ "$status" -eq 1 ]
+	[[ $stderr =~ ^mea-train:\ epoch\ [12],\ step\ [0-9]+:\ loss\ is\ (nan|inf|-nan)\;\ stopping$ ]]
+}
+
+@test "mea-train: usage errors name the option" {
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model"
+	[ "$status" -eq 2 ]
+	[ "$stderr" = "mea-train: --job full needs --output" ]
+	run --separate-stderr mea-train -j nosuch
+	[ "$status" -eq 2 ]
+	[[ $stderr == "mea-train: --job: 'nosuch' is not init, full, calibrate, ext or eval" ]]
+	run --separate-stderr mea-train -j full -m a -o b -e 0
+	[ "$status" -eq 2 ]
+	[[ $stderr == "mea-train: --epochs: '0' is not a whole number from 1 to 100000" ]]
+	run mea-train --version
+	[ "$output" = "mea-train 0.1.0" ]
+}
