@@ -6,16 +6,55 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
 
 #include "cli.h"
 
 const char *argv0 = "mea";
+
+/*
+ * Debian's OpenBLAS 0.3.21 does not know every recent x86 CPU and then
+ * falls back to its Prescott (SSE3) kernels, several times slower than
+ * the AVX2 ones the CPU can run.  OpenBLAS chooses its kernel when it is
+ * loaded, before main(), so the only remedy is to name the kernel in the
+ * environment and start again.  An explicit OPENBLAS_CORETYPE is always
+ * left alone.
+ */
+static void
+fast_blas(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+	static char buf[65536];
+	char *argv[256];
+	int argc = 0, fd;
+	ssize_t n;
+
+	if (getenv("OPENBLAS_CORETYPE") || !strstr(mea_blas_info(), "core Prescott"))
+		return;
+	__builtin_cpu_init();
+	if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))
+		return;
+	if ((fd = open("/proc/self/cmdline", O_RDONLY)) < 0)
+		return;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0 || (size_t)n >= sizeof buf - 1)
+		return;
+	for (char *p = buf; p < buf + n && argc < 255; p += strlen(p) + 1)
+		argv[argc++] = p;
+	argv[argc] = NULL;
+	if (setenv("OPENBLAS_CORETYPE", "Haswell", 1) == 0)
+		execv("/proc/self/exe", argv);
+	unsetenv("OPENBLAS_CORETYPE");   /* exec failed: carry on, slowly */
+#endif
+}
 
 void
 cli_init(const char *name)
 {
 	const char *slash = strrchr(name, '/');
 	argv0 = slash ? slash + 1 : name;
+	fast_blas();
 	/* A closed stdout (mea-decode | head) ends the program quietly via
 	 * EPIPE from write(2), which the writers report as an I/O error; the
 	 * default SIGPIPE would kill it before it could say anything, so it
@@ -23,12 +62,19 @@ cli_init(const char *name)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* One line, always: what a message quotes from the input (a record's
+ * id, a file name) may hold newlines or terminal escapes; they print as
+ * '?'. */
 static void
 vwarn(const char *fmt, va_list ap)
 {
-	fprintf(stderr, "%s: ", argv0);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char buf[1024];
+
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	for (char *p = buf; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	fprintf(stderr, "%s: %s\n", argv0, buf);
 }
 
 void
