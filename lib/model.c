@@ -1440,11 +1440,18 @@ mea_model_encode(const struct mea_model *m, unsigned char **out, size_t *len,
 int
 mea_model_save(const struct mea_model *m, const char *path, struct mea_err *e)
 {
+	struct stat st;
 	unsigned char *buf;
 	size_t len;
 	char *tmp;
 	int fd, rc;
 
+	/* The rename below would replace whatever path names: a device such
+	 * as /dev/null, a FIFO, a symbolic link.  Only regular files are
+	 * replaced. */
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode))
+		return mea_errf(e, MEA_E_IO, "%s: not a regular file; a model is written only "
+				"to a new or regular file", path);
 	if ((rc = mea_model_encode(m, &buf, &len, e)))
 		return mea_err_prefix(e, "%s", path);
 	if (!(tmp = malloc(strlen(path) + 16))) {

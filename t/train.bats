@@ -131,3 +131,11 @@ setup_file() {
 	run mea-train --version
 	[ "$output" = "mea-train 0.1.0" ]
 }
+
+@test "mea-train: an output that is not a regular file is refused, not replaced" {
+	mkfifo "$X/fifo"
+	run --separate-stderr mea-train --init -a resnet8 -i 1x8x8 -k 3 -o "$X/fifo"
+	[ "$status" -eq 4 ]
+	[ "$stderr" = "mea-train: $X/fifo: not a regular file; a model is written only to a new or regular file" ]
+	[ -p "$X/fifo" ]
+}
