@@ -234,34 +234,57 @@ cmd_calibrate(void)
 	return EXIT_OK;
 }
 
+static void print_eval(const struct mea_model *m, const struct mea_edge_report *r);
+
 static int
 cmd_eval(void)
 {
 	struct mea_model *m = load_model(opt.model);
 	struct mea_dataset ds = {0};
 	struct mea_edge_report r;
-	int32_t *idx;
+	int32_t *idx, *pm, *pe;
+	float *ent;
 	struct mea_err e;
 
 	read_data(&ds, m->nclasses);
-	if (!(idx = malloc(ds.n * sizeof *idx)))
+	idx = malloc(ds.n * sizeof *idx);
+	pm = malloc(ds.n * sizeof *pm);
+	pe = malloc(ds.n * sizeof *pe);
+	ent = malloc(ds.n * sizeof *ent);
+	if (!idx || !pm || !pe || !ent)
 		die(EXIT_IO, "out of memory");
 	for (size_t i = 0; i < ds.n; i++)
 		idx[i] = (int32_t)i;
-	if (mea_eval_edge(m, &ds, idx, ds.n, &r, &e))
+	if (mea_eval_edge(m, &ds, idx, ds.n, &r, pm, ent, pe, &e))
 		die_err(&e);
-	printf("images       %zu\nmain         %.4f\n", r.n, (double)r.main_hits / (double)r.n);
-	if (m->node_ext >= 0 && r.hard_n) {
-		printf("edge         %.4f  (main + extension, no cloud)\n", (double)r.edge_hits / (double)r.n);
-		printf("hard classes %.4f main, %.4f edge, on %zu images\n",
-				(double)r.hard_main_hits / (double)r.hard_n,
-				(double)r.hard_edge_hits / (double)r.hard_n, r.hard_n);
+	/* Per image, for checking a pipeline against the model run whole. */
+	if (opt.predictions) {
+		printf("index\tlabel\tmain_pred\tentropy\tedge_pred\n");
+		for (size_t i = 0; i < ds.n; i++)
+			printf("%zu\t%d\t%d\t%.6f\t%d\n", i, ds.label[i], pm[i], ent[i], pe[i]);
+	} else {
+		print_eval(m, &r);
 	}
-	printf("above T      %.4f  (T = %.4f)\n", (double)r.above_t / (double)r.n, m->threshold);
 	mea_model_free(m);
 	mea_dataset_free(&ds);
 	free(idx);
+	free(pm);
+	free(pe);
+	free(ent);
 	return EXIT_OK;
+}
+
+static void
+print_eval(const struct mea_model *m, const struct mea_edge_report *r)
+{
+	printf("images       %zu\nmain         %.4f\n", r->n, (double)r->main_hits / (double)r->n);
+	if (m->node_ext >= 0 && r->hard_n) {
+		printf("edge         %.4f  (main + extension, no cloud)\n", (double)r->edge_hits / (double)r->n);
+		printf("hard classes %.4f main, %.4f edge, on %zu images\n",
+				(double)r->hard_main_hits / (double)r->hard_n,
+				(double)r->hard_edge_hits / (double)r->hard_n, r->hard_n);
+	}
+	printf("above T      %.4f  (T = %.4f)\n", (double)r->above_t / (double)r->n, m->threshold);
 }
 
 int

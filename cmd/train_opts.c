@@ -52,6 +52,7 @@ static const char usage_text[] =
 "  -X, --stop-after N     end this run after N epochs (resume later)\n"
 "  -t, --threads N        OpenBLAS threads (default MEA_THREADS or 1)\n"
 "  -q, --quiet            no progress on stderr\n"
+"  -P, --predictions      eval: one line per image instead of the summary\n"
 "  -h, --help             this help;  -V, --version  the version\n";
 
 /* "1x28x28" into C, H, W. */
@@ -133,7 +134,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		{"warmup", 1, NULL, 'W'}, {"pad", 1, NULL, 'p'}, {"no-flip", 0, NULL, 'x'},
 		{"seed", 1, NULL, 's'}, {"val-frac", 1, NULL, 'f'}, {"split-seed", 1, NULL, 'Y'},
 		{"share", 1, NULL, 'C'}, {"resume", 0, NULL, 'r'}, {"stop-after", 1, NULL, 'X'}, {"threads", 1, NULL, 't'},
-		{"quiet", 0, NULL, 'q'}, {"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'},
+		{"quiet", 0, NULL, 'q'}, {"predictions", 0, NULL, 'P'}, {"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'},
 		{NULL, 0, NULL, 0}
 	};
 	struct mea_train_cfg *c = &o->cfg;
@@ -145,7 +146,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		.wd = 5e-4f, .cosine = 1, .nmilestones = 2, .milestones = {0.5f, 0.75f},
 		.gamma = 0.1f, .warmup = 1, .aug = {2, 1} };
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:w:N:M:S:T:vm:o:e:b:l:u:nd:c:L:g:W:p:xs:f:Y:C:rX:t:qhV",
+	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:w:N:M:S:T:vm:o:e:b:l:u:nd:c:L:g:W:p:xs:f:Y:C:rX:t:qPhV",
 			longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': o->job = parse_job(optarg); break;
@@ -187,6 +188,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'X': o->stop_after = opt_long("--stop-after", optarg, 1, 100000); break;
 		case 't': o->threads = opt_long("--threads", optarg, 1, 256); break;
 		case 'q': o->quiet = 1; break;
+		case 'P': o->predictions = 1; break;
 		case 'h': fputs(usage_text, stdout); exit(close_stdout(EXIT_OK));
 		case 'V': print_version(); exit(close_stdout(EXIT_OK));
 		case ':': usage_error("%s: missing value", argv[optind - 1]);

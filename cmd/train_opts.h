@@ -8,7 +8,7 @@ enum { JOB_NONE, JOB_INIT, JOB_FULL, JOB_CALIBRATE, JOB_EXT, JOB_EVAL };
 static const char *const job_names[] = {"", "init", "full", "calibrate", "ext", "eval", NULL};
 
 struct train_opts {
-	int job, verbose, quiet, resume;
+	int job, verbose, quiet, resume, predictions;
 	long threads, seed, split_seed, stop_after;
 	const char *model, *out, *names, *mean, *std;
 	struct mea_arch arch;

@@ -171,6 +171,9 @@ struct mea_edge_report {
 	size_t hard_main_hits, hard_edge_hits;
 	size_t above_t;        /* images whose main entropy exceeds m->threshold */
 };
-/* Without an extension, edge equals main. */
+/* Without an extension, edge equals main.  When the arrays are not NULL
+ * they get each image's main-block answer, its entropy and the edge's
+ * answer. */
 int mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, struct mea_edge_report *rep, struct mea_err *e);
+		size_t n, struct mea_edge_report *rep, int32_t *main_pred, float *entropy,
+		int32_t *edge_pred, struct mea_err *e);

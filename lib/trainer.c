@@ -295,7 +295,8 @@ mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 
 int
 mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, struct mea_edge_report *rep, struct mea_err *e)
+		size_t n, struct mea_edge_report *rep, int32_t *main_pred, float *entropy,
+		int32_t *edge_pred, struct mea_err *e)
 {
 	int32_t *pm = malloc((n ? n : 1) * sizeof *pm), *pe = malloc((n ? n : 1) * sizeof *pe);
 	float *ent = malloc((n ? n : 1) * sizeof *ent);
@@ -313,6 +314,12 @@ mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 	for (size_t i = 0; !rc && i < n; i++) {
 		int32_t y = ds->label[idx[i]], c = pm[i];
 		int32_t edge = ext && slot[c] ? m->hard[pe[i]] : c;
+		if (main_pred)
+			main_pred[i] = c;
+		if (entropy)
+			entropy[i] = ent[i];
+		if (edge_pred)
+			edge_pred[i] = edge;
 		rep->main_hits += c == y;
 		rep->edge_hits += edge == y;
 		rep->above_t += ent[i] > m->threshold;

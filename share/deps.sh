@@ -4,7 +4,7 @@
 set -e
 PKGS="build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev
 libopenblas-dev bats mandoc dataset-fashion-mnist socat gnuplot-nox
-netcat-openbsd haproxy jq"
+netcat-openbsd haproxy jq time"
 missing=
 for p in $PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||
