@@ -26,14 +26,7 @@ static struct {
 	long batch, threads;
 } opt = { .batch = 32 };
 
-/* Records waiting for one forward pass, in input order; slot[i] is
- * rec[i]'s row in the plan's inputs, -1 when it passes through. */
-static struct {
-	struct mea_record *rec;
-	int *slot;
-	int nrec, nimg;
-} q;
-
+static struct mea_batch q;   /* records waiting for one forward pass */
 static struct mea_model *model;
 static struct mea_plan *plan;
 static struct mea_writer out;
@@ -158,20 +151,17 @@ flush(void)
 	double t = 0;
 	struct mea_err e;
 
-	if (q.nimg > 0) {
+	if (q.nrows > 0) {
 		t = now();
-		if (mea_plan_forward(plan, q.nimg, &e))
+		if (mea_plan_forward(plan, q.nrows, &e))
 			die_err(&e);
-		t = (now() - t) / q.nimg;
+		t = (now() - t) / q.nrows;
 	}
-	for (int i = 0; i < q.nrec; i++) {
-		if (q.slot[i] >= 0)
-			answer(&q.rec[i], q.slot[i], t);
-		if (mea_write(&out, &q.rec[i], &e))
-			die_err(&e);
-		mea_record_clear(&q.rec[i]);
-	}
-	q.nrec = q.nimg = 0;
+	for (int i = 0; i < q.nrec; i++)
+		if (q.row[i] >= 0)
+			answer(&q.rec[i], q.row[i], t);
+	if (mea_batch_write(&q, &out, &e))
+		die_err(&e);
 }
 
 static void
@@ -191,10 +181,9 @@ setup(void)
 	po.output[0] = model->node_ext;
 	if ((rc = mea_plan_new(&plan, model, &po, &e)))
 		die(rc == MEA_E_NOMEM ? EXIT_IO : EXIT_MODEL, "%s: %s", opt.model, e.msg);
-	q.rec = calloc((size_t)opt.batch, sizeof *q.rec);
-	q.slot = calloc((size_t)opt.batch, sizeof *q.slot);
-	prob = malloc((size_t)model->nhard * sizeof *prob);
-	if (!q.rec || !q.slot || !prob)
+	if (mea_batch_init(&q, (int)opt.batch, &e))
+		die_err(&e);
+	if (!(prob = malloc((size_t)model->nhard * sizeof *prob)))
 		die(EXIT_IO, "out of memory");
 }
 
@@ -214,20 +203,16 @@ main(int argc, char **argv)
 	mea_writer_init(&out, 1, "stdout");
 	/* Fill a batch only while records are already waiting, so a stalled
 	 * producer never holds back a record this stage could finish. */
-	while ((rc = mea_read(&in, &q.rec[q.nrec], &e)) == 0) {
-		struct mea_record *r = &q.rec[q.nrec];
-		q.slot[q.nrec] = -1;
-		if (wanted(r)) {
-			if (load_inputs(r, q.nimg, &e)) {
-				mea_record_where(&in, r, where, sizeof where);
-				mea_record_clear(r);
-				flush();   /* the records before it are good: pass them on */
-				die(EXIT_DATA, "%s: %s", where, e.msg);
-			}
-			q.slot[q.nrec] = q.nimg++;
+	while ((rc = mea_read(&in, mea_batch_slot(&q), &e)) == 0) {
+		struct mea_record *r = mea_batch_slot(&q);
+		if (wanted(r) && load_inputs(r, q.nrows, &e)) {
+			mea_record_where(&in, r, where, sizeof where);
+			mea_record_clear(r);
+			flush();   /* the records before it are good: pass them on */
+			die(EXIT_DATA, "%s: %s", where, e.msg);
 		}
-		q.nrec++;
-		if (q.nrec == opt.batch || !mea_reader_pending(&in))
+		mea_batch_push(&q, wanted(r));
+		if (mea_batch_full(&q) || !mea_reader_pending(&in))
 			flush();
 	}
 	flush();
@@ -237,8 +222,7 @@ main(int argc, char **argv)
 	mea_writer_free(&out);
 	mea_plan_free(plan);
 	mea_model_free(model);
-	free(q.rec);
-	free(q.slot);
+	mea_batch_free(&q);
 	free(prob);
 	return close_stdout(EXIT_OK);
 }

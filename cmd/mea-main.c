@@ -26,13 +26,7 @@ static struct {
 	int cloud;
 } opt = { .batch = 32 };
 
-/* The records waiting for one forward pass, in input order; slot[i] is
- * rec[i]'s row in the plan's input, -1 when it has no image. */
-static struct {
-	struct mea_record *rec;
-	int *slot;
-	int nrec, nimg;
-} q;
+static struct mea_batch q;   /* records waiting for one forward pass */
 
 static struct mea_model *model;
 static struct mea_plan *plan;
@@ -80,26 +74,6 @@ now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* "stdin: record 17 (shirt_0042.png)" for messages. */
-static const char *
-record_name(const struct mea_reader *rd, const struct mea_record *r)
-{
-	static char buf[128];
-	const char *id = mea_field_str(r, MEA_F_ID);
-	int64_t n;
-
-	if (id)
-		snprintf(buf, sizeof buf, "%s: record %llu (%.60s)", rd->name,
-				(unsigned long long)rd->nrec - 1, id);
-	else if (mea_field_int(r, MEA_F_ID, &n))
-		snprintf(buf, sizeof buf, "%s: record %llu (%lld)", rd->name,
-				(unsigned long long)rd->nrec - 1, (long long)n);
-	else
-		snprintf(buf, sizeof buf, "%s: record %llu", rd->name,
-				(unsigned long long)rd->nrec - 1);
-	return buf;
-}
-
 /* Copy row `slot` of a plan output into a new tensor of r. */
 static void
 attach(struct mea_record *r, const char *name, int node, int slot)
@@ -123,29 +97,27 @@ flush(void)
 	double t = 0;
 	struct mea_err e;
 
-	if (q.nimg > 0) {
+	if (q.nrows > 0) {
 		t = now();
-		if (mea_plan_forward(plan, q.nimg, &e))
+		if (mea_plan_forward(plan, q.nrows, &e))
 			die_err(&e);
-		t = (now() - t) / q.nimg;
+		t = (now() - t) / q.nrows;
 	}
 	for (int i = 0; i < q.nrec; i++) {
 		struct mea_record *r = &q.rec[i];
-		if (q.slot[i] >= 0) {
-			attach(r, opt.cloud ? "cloud_logits" : "logits", model->node_logits, q.slot[i]);
-			if (node_feat >= 0)
-				attach(r, "feat", node_feat, q.slot[i]);
-			if (mea_field_add_int(r, opt.cloud ? "macs_cloud" : "macs_edge",
-					(int64_t)model->macs[MEA_BLOCK_MAIN]) ||
-					mea_field_set_float(r, opt.cloud ? "t_cloud" : "t_main", t))
-				die(EXIT_DATA, "%s: record %llu: too many fields", out.name,
-						(unsigned long long)out.nrec);
-		}
-		if (mea_write(&out, r, &e))
-			die_err(&e);
-		mea_record_clear(r);
+		if (q.row[i] < 0)
+			continue;
+		attach(r, opt.cloud ? "cloud_logits" : "logits", model->node_logits, q.row[i]);
+		if (node_feat >= 0)
+			attach(r, "feat", node_feat, q.row[i]);
+		if (mea_field_add_int(r, opt.cloud ? "macs_cloud" : "macs_edge",
+				(int64_t)model->macs[MEA_BLOCK_MAIN]) ||
+				mea_field_set_float(r, opt.cloud ? "t_cloud" : "t_main", t))
+			die(EXIT_DATA, "%s: record %llu: too many fields", out.name,
+					(unsigned long long)(out.nrec + (uint64_t)i));
 	}
-	q.nrec = q.nimg = 0;
+	if (mea_batch_write(&q, &out, &e))
+		die_err(&e);
 }
 
 int
@@ -167,35 +139,27 @@ main(int argc, char **argv)
 		po.output[po.noutputs++] = node_feat = model->node_feat;
 	if ((rc = mea_plan_new(&plan, model, &po, &e)))
 		die(rc == MEA_E_NOMEM ? EXIT_IO : EXIT_MODEL, "%s: %s", opt.model, e.msg);
-	q.rec = calloc((size_t)opt.batch, sizeof *q.rec);
-	q.slot = calloc((size_t)opt.batch, sizeof *q.slot);
-	if (!q.rec || !q.slot)
-		die(EXIT_IO, "out of memory");
-	for (long i = 0; i < opt.batch; i++)
-		mea_record_init(&q.rec[i]);
+	if (mea_batch_init(&q, (int)opt.batch, &e))
+		die_err(&e);
 
 	mea_reader_init(&in, 0, "stdin");
 	mea_writer_init(&out, 1, "stdout");
 	/* Fill a batch only while records are already waiting, so a stalled
 	 * producer never holds back work this stage has finished. */
-	while ((rc = mea_read(&in, &q.rec[q.nrec], &e)) == 0) {
-		struct mea_record *r = &q.rec[q.nrec];
+	while ((rc = mea_read(&in, mea_batch_slot(&q), &e)) == 0) {
+		struct mea_record *r = mea_batch_slot(&q);
 		const struct mea_tensor *img = mea_tensor_get(r, MEA_T_IMAGE);
-		float *x = mea_plan_value(plan, 0);
-		q.slot[q.nrec] = -1;
-		if (img) {
-			size_t per = (size_t)model->in_c * model->in_h * model->in_w;
-			if (mea_model_input(model, img, x + (size_t)q.nimg * per, &e)) {
-				char where[128];
-				snprintf(where, sizeof where, "%s", record_name(&in, r));
-				mea_record_clear(r);
-				flush();   /* the records before it are good: pass them on */
-				die(EXIT_DATA, "%s: %s", where, e.msg);
-			}
-			q.slot[q.nrec] = q.nimg++;
+		size_t per = (size_t)model->in_c * model->in_h * model->in_w;
+		if (img && mea_model_input(model, img, mea_plan_value(plan, 0) +
+				(size_t)q.nrows * per, &e)) {
+			char where[300];
+			mea_record_where(&in, r, where, sizeof where);
+			mea_record_clear(r);
+			flush();   /* the records before it are good: pass them on */
+			die(EXIT_DATA, "%s: %s", where, e.msg);
 		}
-		q.nrec++;
-		if (q.nrec == opt.batch || !mea_reader_pending(&in))
+		mea_batch_push(&q, img != NULL);
+		if (mea_batch_full(&q) || !mea_reader_pending(&in))
 			flush();
 	}
 	if (rc != MEA_EOF) {
@@ -207,7 +171,6 @@ main(int argc, char **argv)
 	mea_writer_free(&out);
 	mea_plan_free(plan);
 	mea_model_free(model);
-	free(q.rec);
-	free(q.slot);
+	mea_batch_free(&q);
 	return close_stdout(EXIT_OK);
 }

@@ -202,6 +202,29 @@ void mea_writer_init(struct mea_writer *w, int fd, const char *name);
 void mea_writer_free(struct mea_writer *w);
 int mea_write(struct mea_writer *w, const struct mea_record *r, struct mea_err *e);
 
+/*
+ * A queue of records waiting for one forward pass of a plan.  A program
+ * reads each record into mea_batch_slot(), then mea_batch_push() says
+ * whether it takes a row of the plan's inputs (returning the row, or -1
+ * for a record that passes through).  When the queue is full, or the
+ * input has nothing more waiting (mea_reader_pending), the program runs
+ * the plan on nrows rows, adds the results, and mea_batch_write() writes
+ * every queued record in input order and empties the queue.
+ */
+struct mea_batch {
+	struct mea_record *rec;
+	int *row;              /* rec[i]'s input row, -1 when it passes through */
+	int cap, nrec, nrows;
+};
+int mea_batch_init(struct mea_batch *b, int cap, struct mea_err *e);
+void mea_batch_free(struct mea_batch *b);
+static inline struct mea_record *mea_batch_slot(struct mea_batch *b) { return &b->rec[b->nrec]; }
+static inline int mea_batch_full(const struct mea_batch *b) { return b->nrec == b->cap; }
+int mea_batch_push(struct mea_batch *b, int takes_row);
+/* Write and clear every queued record; on a write error the rest are
+ * dropped (the stream is broken anyway) and the error returned. */
+int mea_batch_write(struct mea_batch *b, struct mea_writer *w, struct mea_err *e);
+
 /* Serialise into a growing buffer (*buf, *cap); *len gets the size. */
 int mea_record_encode(const struct mea_record *r, unsigned char **buf, size_t *cap,
 		size_t *len, struct mea_err *e);
