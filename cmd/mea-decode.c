@@ -49,7 +49,7 @@ static struct mea_imagefile set;
 static struct mea_reader rd;
 static unsigned char *filebuf;
 static size_t filecap;
-static char *line;
+static char line[PATH_MAX + 2];  /* a path from stdin, its newline, the NUL */
 static uint64_t seq;
 static int status = EXIT_OK;
 
@@ -194,7 +194,6 @@ main(int argc, char **argv)
 		{ "version", 0, NULL, 'V' }, { NULL, 0, NULL, 0 },
 	};
 	struct mea_err e;
-	size_t cap = 0;
 	int c;
 
 	cli_init(argv[0]);
@@ -238,7 +237,19 @@ main(int argc, char **argv)
 
 	for (int i = optind; i < argc; i++)
 		do_path(argv[i], 0);
-	while (optind == argc && getline(&line, &cap, stdin) >= 0) {
+	for (unsigned long n = 1; optind == argc && fgets(line, sizeof line, stdin); n++) {
+		if (!strchr(line, '\n') && strlen(line) == sizeof line - 1) {
+			/* Longer than any path: skip it, and keep memory bounded
+			 * on a line that never ends. */
+			int ch;
+			while ((ch = getchar()) != EOF && ch != '\n')
+				;
+			warnx("stdin: line %lu: longer than %d bytes", n, PATH_MAX);
+			status = EXIT_DATA;
+			if (opt.strict)
+				exit(close_stdout(status));
+			continue;
+		}
 		line[strcspn(line, "\n")] = '\0';
 		if (*line)
 			do_path(line, 1);

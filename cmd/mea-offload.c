@@ -97,6 +97,19 @@ append_quoted(char *buf, size_t n, const char *s)
 	buf[len] = '\0';
 }
 
+/* A model the local worker could not load is status 3 here, in one
+ * line, rather than a worker failing at every retry. */
+static void
+check_model(const char *path)
+{
+	struct mea_model *m;
+	struct mea_err e;
+
+	if (mea_model_load(&m, path, &e))
+		die_err(&e);
+	mea_model_free(m);
+}
+
 /*
  * The default worker: mea-main --cloud on the shipped cloud model, both
  * found from this executable: an installed tree keeps the weights in
@@ -122,8 +135,7 @@ default_command(void)
 	else
 		strcpy(dir, ".");
 	if (opt.model) {
-		if (access(opt.model, R_OK) != 0)
-			die(EXIT_MODEL, "%s: %s", opt.model, strerror(errno));
+		check_model(opt.model);
 		snprintf(model, sizeof model, "%s", opt.model);
 	} else {
 		model[0] = '\0';
@@ -135,6 +147,7 @@ default_command(void)
 		if (!model[0])
 			die(EXIT_MODEL, "%s: not in %s/../share/mea/weights or %s/../weights "
 					"(give --model, --exec or --connect)", CLOUD_MODEL, dir, dir);
+		check_model(model);
 	}
 	snprintf(path, sizeof path, "%s/mea-main", dir);
 	cmd[0] = '\0';

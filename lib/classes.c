@@ -89,13 +89,33 @@ index_build(struct mea_classes *cl, struct mea_err *e)
 	return rc;
 }
 
+/* The next line of f into buf (without its newline), its length in *len.
+ * Returns 0, EOF, or 1 for a line that does not fit in size - 1 bytes: a
+ * class list of one endless line must not take endless memory. */
+static int
+get_line(FILE *f, char *buf, size_t size, size_t *len)
+{
+	size_t n = 0;
+	int c;
+
+	while ((c = getc(f)) != EOF && c != '\n') {
+		if (n + 1 >= size)
+			return 1;
+		buf[n++] = (char)c;
+	}
+	if (c == EOF && n == 0)
+		return EOF;
+	buf[n] = '\0';
+	*len = n;
+	return 0;
+}
+
 int
 mea_classes_load(struct mea_classes *cl, const char *path, struct mea_err *e)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t len;
-	int rc = MEA_OK, lineno = 0;
+	char line[MAX_CLASS_NAME + 3];     /* a name, a '\r', a byte more, the NUL */
+	size_t len;
+	int rc = MEA_OK, lineno = 0, got;
 	struct stat st;
 	FILE *f;
 
@@ -106,13 +126,16 @@ mea_classes_load(struct mea_classes *cl, const char *path, struct mea_err *e)
 		fclose(f);
 		return mea_errf(e, MEA_E_IO, "is a directory");
 	}
-	while (!rc && (len = getline(&line, &cap, f)) >= 0) {
+	while (!rc && (got = get_line(f, line, sizeof line, &len)) != EOF) {
 		lineno++;
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
+		if (got) {
+			rc = mea_errf(e, MEA_E_FORMAT, "line %d: longer than %d bytes", lineno,
+					MAX_CLASS_NAME);
+			break;
+		}
 		if (len > 0 && line[len - 1] == '\r')
 			line[--len] = '\0';
-		if (len == 0 || strlen(line) != (size_t)len)
+		if (len == 0 || strlen(line) != len)
 			rc = mea_errf(e, MEA_E_FORMAT, "line %d: empty class name or NUL byte", lineno);
 		else if (len > MAX_CLASS_NAME || strchr(line, '/') ||
 				strcmp(line, ".") == 0 || strcmp(line, "..") == 0)
@@ -127,7 +150,6 @@ mea_classes_load(struct mea_classes *cl, const char *path, struct mea_err *e)
 		rc = mea_errf(e, MEA_E_FORMAT, "no class names");
 	if (!rc)
 		rc = index_build(cl, e);
-	free(line);
 	fclose(f);
 	if (rc)
 		mea_classes_free(cl);

@@ -5,6 +5,16 @@
 
 #include "mea.h"
 
+/* A message is one line: the names, ids and list items it quotes come
+ * from input and may hold newlines or terminal escapes, which become '?'. */
+static void
+one_line(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 int
 mea_errf(struct mea_err *e, int code, const char *fmt, ...)
 {
@@ -16,6 +26,7 @@ mea_errf(struct mea_err *e, int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(e->msg, sizeof e->msg, fmt, ap);
 	va_end(ap);
+	one_line(e->msg);
 	return code;
 }
 
@@ -39,6 +50,7 @@ mea_err_prefix(struct mea_err *e, const char *fmt, ...)
 	buf[sizeof buf - 1] = '\0';
 	memcpy(e->msg, buf, sizeof e->msg - 1);
 	e->msg[sizeof e->msg - 1] = '\0';
+	one_line(e->msg);
 	return e->code;
 }
 

@@ -507,33 +507,67 @@ png_write_body(struct pngctx *c, png_structp png, png_infop info, const struct m
 	return MEA_OK;
 }
 
+/* A new file beside path, for the PNG to be renamed over path when it
+ * is complete, with the mode fopen would give (0666 less the umask). */
+static FILE *
+png_tmpfile(const char *path, char *tmp)
+{
+	mode_t mask = umask(0);
+	FILE *f;
+	int fd;
+
+	umask(mask);
+	sprintf(tmp, "%s.tmpXXXXXX", path);
+	if ((fd = mkstemp(tmp)) < 0)
+		return NULL;
+	if (fchmod(fd, 0666 & ~mask) != 0 || !(f = fdopen(fd, "wb"))) {
+		int err = errno;
+		close(fd);
+		unlink(tmp);
+		errno = err;
+		return NULL;
+	}
+	return f;
+}
+
 int
 mea_image_write_png(const struct mea_image *im, const char *path, struct mea_err *e)
 {
 	struct pngctx *c;
 	png_structp png;
 	png_infop info;
+	char *tmp;
 	int rc;
 
 	if (im->c != 1 && im->c != 3)
 		return mea_errf(e, MEA_E_ARG, "cannot write %d channels as PNG", im->c);
-	if (!(c = calloc(1, sizeof *c)) || !(c->pix = malloc((size_t)im->w * (size_t)im->c))) {
+	if (!(c = calloc(1, sizeof *c)) || !(c->pix = malloc((size_t)im->w * (size_t)im->c)) ||
+			!(tmp = malloc(strlen(path) + 16))) {
+		if (c)
+			free(c->pix);
 		free(c);
 		return mea_errf(e, MEA_E_NOMEM, "out of memory");
 	}
 	png = png_create_write_struct(PNG_LIBPNG_VER_STRING, c, png_fail, png_quiet);
 	info = png ? png_create_info_struct(png) : NULL;
+	/* Written beside path and renamed over it when complete, so an
+	 * interrupted export never leaves half a PNG under its real name. */
 	if (!info)
 		rc = mea_errf(e, MEA_E_NOMEM, "out of memory");
-	else if (!(c->f = fopen(path, "wb")))
+	else if (!(c->f = png_tmpfile(path, tmp)))
 		rc = mea_errf(e, MEA_E_IO, "%s", strerror(errno));
 	else
 		rc = png_write_body(c, png, info, im, e);
 	png_destroy_write_struct(png ? &png : NULL, info ? &info : NULL);
-	if (c->f && fclose(c->f) != 0 && rc == MEA_OK)
-		rc = mea_errf(e, MEA_E_IO, "%s", strerror(errno));
-	if (rc && c->f)
-		remove(path);
+	if (c->f) {
+		if (fclose(c->f) != 0 && rc == MEA_OK)
+			rc = mea_errf(e, MEA_E_IO, "%s", strerror(errno));
+		if (rc == MEA_OK && rename(tmp, path) != 0)
+			rc = mea_errf(e, MEA_E_IO, "%s", strerror(errno));
+		if (rc)
+			unlink(tmp);
+	}
+	free(tmp);
 	free(c->pix);
 	free(c);
 	return rc;

@@ -761,9 +761,10 @@ mea_score_sweep(FILE *f, const struct mea_score *s, const struct mea_score_sweep
 		rc = mea_errf(e, MEA_E_NOMEM, "out of memory");
 		goto out;
 	}
-	if (n)
+	if (n) {   /* qsort and memcpy must not see NULL, even for no items */
 		memcpy(p, s->pt, n * sizeof *p);
-	qsort(p, n, sizeof *p, by_entropy);
+		qsort(p, n, sizeof *p, by_entropy);
+	}
 	for (size_t i = 0; i < n; i++) {
 		int32_t edge = p[i].hard ? p[i].ext_pred : p[i].main_pred;
 		int32_t cloud = p[i].cloud_pred >= 0 ? p[i].cloud_pred : edge;

@@ -340,19 +340,25 @@ fill(struct mea_reader *rd, size_t need, struct mea_err *e)
 		rd->len -= rd->off;
 		rd->off = 0;
 	}
-	if (rd->cap - rd->off < need) {
-		size_t ncap = need < 65536 ? 65536 : need;
-		unsigned char *nb = realloc(rd->buf, ncap);
-		if (!nb)
-			return mea_errf(e, MEA_E_NOMEM, "%s: record %llu: out of memory",
-					rd->name, (unsigned long long)rd->nrec);
-		rd->buf = nb;
-		rd->cap = ncap;
-	}
-	while (rd->len - rd->off < need) {
+	while (rd->len - rd->off < need) {   /* here rd->off is 0 */
 		ssize_t n;
 		if (rd->eof)
 			return MEA_EOF;
+		/* The buffer doubles as bytes arrive, up to what the record
+		 * needs: a header that claims a huge body costs memory only for
+		 * the bytes that really come. */
+		if (rd->len == rd->cap) {
+			size_t most = need < 65536 ? 65536 : need;
+			size_t ncap = rd->cap ? 2 * rd->cap : 65536;
+			unsigned char *nb;
+			if (ncap > most)
+				ncap = most;
+			if (!(nb = realloc(rd->buf, ncap)))
+				return mea_errf(e, MEA_E_NOMEM, "%s: record %llu: out of memory",
+						rd->name, (unsigned long long)rd->nrec);
+			rd->buf = nb;
+			rd->cap = ncap;
+		}
 		n = read(rd->fd, rd->buf + rd->len, rd->cap - rd->len);
 		if (n < 0 && errno == EINTR)
 			continue;
