@@ -285,6 +285,7 @@ print_eval(const struct mea_model *m, const struct mea_edge_report *r)
 				(double)r->hard_edge_hits / (double)r->hard_n, r->hard_n);
 	}
 	printf("above T      %.4f  (T = %.4f)\n", (double)r->above_t / (double)r->n, m->threshold);
+	mea_model_print(stdout, m, 0);
 }
 
 int
