@@ -17,16 +17,19 @@
  *
  *  2. Depthwise (G == C == K).  Each channel is convolved with its own
  *     R x S filter, so the GEMM per channel would be 1 x RS x PQ: all
- *     call overhead.  A direct loop instead: for each output row, for
- *     each tap (r, s), add w[r][s] times a shifted input row to the
- *     output row.  The tap's valid output columns [lo, hi) are found
- *     once, so the inner loop is a branch-free axpy over contiguous
+ *     call overhead.  A direct loop instead.  The 3x3 kernels at stride
+ *     1 or 2 (all of MobileNetV2's) copy each plane into a zero-padded
+ *     scratch plane and then sum all nine taps of four outputs at a time
+ *     in registers (dw3_plane).  Other kernels run, for each output row
+ *     and each tap (r, s), an axpy of w[r][s] times a shifted input row
+ *     into the output row; the tap's valid output columns [lo, hi) are
+ *     found once, so the inner loop is branch-free over contiguous
  *     (stride 1) or evenly strided memory, and the output row stays in
- *     L1 across the R*S taps.  Backward runs the same loops with the
- *     roles swapped; the weight gradient collects per-tap products in a
- *     row of Q partial sums (work: R*S*Q floats) so that the inner loop
- *     is again an element-wise multiply-add rather than a serial
- *     floating-point reduction, and reduces each row once per channel.
+ *     L1 across the R*S taps.  Backward runs those loops with the roles
+ *     swapped; the weight gradient collects per-tap products in a row of
+ *     Q partial sums (work: R*S*Q floats) so that the inner loop is again
+ *     an element-wise multiply-add rather than a serial floating-point
+ *     reduction, and reduces each row once per channel.
  *
  *  3. Everything else: im2col.  For a chunk of nb images and one group,
  *     col[CRS][nb*PQ] holds, in row (c, r, s) and column (i, p, q), the
@@ -45,10 +48,20 @@
  *     col2im adds each tap's column back onto the input cell it came
  *     from, so overlapping windows sum their gradients.
  *
+ * Fusion.  mea_conv2d_forward_act also adds the bias, a residual and the
+ * activation, in the epilogue: a pass over each block of output right
+ * after the GEMM (or the depthwise loop) wrote it, while it is in cache,
+ * and on the im2col path as part of the scatter it needs anyway.  In
+ * inference a ResNet block thus ends in one pass over its output where
+ * there were four (scatter, bias, add, ReLU).
+ *
  * Every path only adds into dx, dw and db (nn.h), so a shared input's
- * gradients sum, and a NULL gradient skips its work.
+ * gradients sum, and a NULL gradient skips its work; the _set backward
+ * instead writes dx (zeroing each slice just before col2im adds into
+ * it), for a caller whose dx has no other contribution yet.
  */
 #include <limits.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -101,6 +114,22 @@ chunk(const struct mea_conv_shape *s)
 	return nb < 1 ? 1 : nb;
 }
 
+/* The depthwise shapes with a fast forward path (see dw3_plane). */
+static int
+dw3_fast(const struct mea_conv_shape *s)
+{
+	return s->R == 3 && s->S == 3 && (s->stride == 1 || s->stride == 2);
+}
+
+/* Its scratch: the zero-padded input plane, split into even and odd
+ * columns for stride 2, and one padded row before the split. */
+static size_t
+dw3_work(const struct mea_conv_shape *s)
+{
+	size_t hp = (size_t)s->H + 2 * (size_t)s->pad, wp = (size_t)s->W + 2 * (size_t)s->pad;
+	return hp * (wp + 1) + wp;
+}
+
 int
 mea_conv_shape_init(struct mea_conv_shape *s)
 {
@@ -129,6 +158,9 @@ mea_conv_shape_init(struct mea_conv_shape *s)
 			mulsz(&ny, (size_t)s->P) || mulsz(&ny, (size_t)s->Q) ||
 			mulsz(&nw, (size_t)s->K) || mulsz(&nw, (size_t)crs))
 		return -1;
+	size_t npad = (size_t)hp + 1; /* over the depthwise scratch, hp * (wp + 1) + wp */
+	if (mulsz(&npad, (size_t)wp + 1) || mulsz(&npad, sizeof(float)))
+		return -1;
 	size_t nwork = (size_t)crs + (size_t)(s->K / s->groups);
 	if (mulsz(&nwork, (size_t)chunk(s)) ||
 			mulsz(&nwork, (size_t)s->P * s->Q) ||
@@ -140,8 +172,11 @@ mea_conv_shape_init(struct mea_conv_shape *s)
 size_t
 mea_conv_workspace(const struct mea_conv_shape *s)
 {
-	if (is_depthwise(s))
-		return (size_t)s->R * s->S * s->Q;
+	if (is_depthwise(s)) {
+		size_t bwd = (size_t)s->R * s->S * s->Q;
+		size_t fwd = dw3_fast(s) ? dw3_work(s) : 0;
+		return bwd > fwd ? bwd : fwd;
+	}
 	if (is_pointwise(s))
 		return 0;
 	int nb = chunk(s);
@@ -158,11 +193,13 @@ mea_conv_workspace(const struct mea_conv_shape *s)
 static void
 span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
 {
-	/* long long: a + stride cannot overflow even for absurd strides. */
+	/* long long: a + stride cannot overflow even for absurd strides.
+	 * Stride 1 skips the divisions, which the depthwise loops would
+	 * otherwise pay for on every output row. */
 	long long a = (long long)pad - s;        /* need q*stride >= a */
 	long long b = (long long)W + pad - s;    /* need q*stride <  b */
-	long long l = a <= 0 ? 0 : (a + stride - 1) / stride;
-	long long h = b <= 0 ? 0 : (b + stride - 1) / stride;
+	long long l = a <= 0 ? 0 : stride == 1 ? a : (a + stride - 1) / stride;
+	long long h = b <= 0 ? 0 : stride == 1 ? b : (b + stride - 1) / stride;
 
 	if (h > Q)
 		h = Q;
@@ -177,8 +214,11 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
 /*
  * GCC at -O2 vectorises a loop only when its trip count is known to be a
  * multiple of the vector width, so the unit-stride helpers run the first
- * n & ~3 elements in one loop (four-float SSE vectors) and the rest in a
- * scalar tail.  restrict tells it the rows do not overlap.
+ * n & ~3 elements in blocks of four (one SSE vector: i += 4, then
+ * j = 0..3) and the rest in a scalar tail.  The block form matters: a
+ * plain i++ loop to n & ~3 vectorised on its own but not once inlined
+ * into the loops below, where GCC no longer saw that n & ~3 is a
+ * multiple of 4.  restrict tells it the rows do not overlap.
  */
 
 /* y[i] += a * x[i*stride] */
@@ -192,8 +232,9 @@ axpy(int n, float a, const float *restrict x, int stride, float *restrict y)
 			y[i] += a * x[(size_t)i * stride];
 		return;
 	}
-	for (int i = 0; i < n4; i++)
-		y[i] += a * x[i];
+	for (int i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++)
+			y[i + j] += a * x[i + j];
 	for (int i = n4; i < n; i++)
 		y[i] += a * x[i];
 }
@@ -210,8 +251,9 @@ axpy_scatter(int n, float a, const float *restrict x, float *restrict y,
 			y[(size_t)i * stride] += a * x[i];
 		return;
 	}
-	for (int i = 0; i < n4; i++)
-		y[i] += a * x[i];
+	for (int i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++)
+			y[i + j] += a * x[i + j];
 	for (int i = n4; i < n; i++)
 		y[i] += a * x[i];
 }
@@ -228,8 +270,9 @@ mul_acc(int n, const float *restrict x, const float *restrict y, int stride,
 			acc[i] += x[i] * y[(size_t)i * stride];
 		return;
 	}
-	for (int i = 0; i < n4; i++)
-		acc[i] += x[i] * y[i];
+	for (int i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++)
+			acc[i + j] += x[i + j] * y[i + j];
 	for (int i = n4; i < n; i++)
 		acc[i] += x[i] * y[i];
 }
@@ -240,10 +283,27 @@ add_to(size_t n, const float *restrict x, float *restrict y)
 {
 	size_t n4 = n & ~(size_t)3;
 
-	for (size_t i = 0; i < n4; i++)
-		y[i] += x[i];
+	for (size_t i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++)
+			y[i + j] += x[i + j];
 	for (size_t i = n4; i < n; i++)
 		y[i] += x[i];
+}
+
+/* The sum of n floats in double, as four independent partial sums (one
+ * double add chain per element would take 4 cycles an element). */
+static double
+plane_sum(size_t n, const float *restrict x)
+{
+	double a[4] = {0, 0, 0, 0};
+	size_t n4 = n & ~(size_t)3;
+
+	for (size_t i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++)
+			a[j] += x[i + j];
+	for (size_t i = n4; i < n; i++)
+		a[0] += x[i];
+	return (a[0] + a[1]) + (a[2] + a[3]);
 }
 
 /* Most calls from im2col have n == 0 (no padding rows): skip the call. */
@@ -294,16 +354,20 @@ im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col,
 	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
 	size_t HW = (size_t)H * W;
 
-	for (int c = 0; c < Cg; c++)
-		for (int r = 0; r < s->R; r++)
-			for (int k = 0; k < s->S; k++) {
+	/* Channels innermost: a tap's spans are the same for every channel,
+	 * and span() divides (a 64-bit division per call cost a sixth of the
+	 * copy at 7x7, with two calls per row). */
+	for (int r = 0; r < s->R; r++) {
+		int plo0, phi0;
+		span(r, st, pad, H, P, &plo0, &phi0);
+		for (int k = 0; k < s->S; k++) {
+			int lo, hi, plo = plo0, phi = phi0;
+			span(k, st, pad, W, Q, &lo, &hi);
+			if (lo == hi)
+				phi = plo;
+			for (int c = 0; c < Cg; c++) {
 				float *row = col + (((size_t)c * s->R + r) * s->S + k) * ld;
 				const float *xc = x + c * HW;
-				int lo, hi, plo, phi;
-				span(k, st, pad, W, Q, &lo, &hi);
-				span(r, st, pad, H, P, &plo, &phi);
-				if (lo == hi)
-					phi = plo;
 				zero(row, (size_t)plo * Q);
 				zero(row + (size_t)phi * Q, (size_t)(P - phi) * Q);
 				if (plo == phi)
@@ -326,6 +390,8 @@ im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col,
 						d[q] = src[(size_t)(q - lo) * st];
 				}
 			}
+		}
+	}
 }
 
 /*
@@ -341,16 +407,17 @@ col2im(const struct mea_conv_shape *s, int Cg, float *col, size_t ld,
 	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
 	size_t HW = (size_t)H * W;
 
-	for (int c = 0; c < Cg; c++)
-		for (int r = 0; r < s->R; r++)
-			for (int k = 0; k < s->S; k++) {
+	for (int r = 0; r < s->R; r++) {
+		int plo, phi;
+		span(r, st, pad, H, P, &plo, &phi);
+		for (int k = 0; k < s->S; k++) {
+			int lo, hi;
+			span(k, st, pad, W, Q, &lo, &hi);
+			if (lo == hi || plo == phi)
+				continue;
+			for (int c = 0; c < Cg; c++) {
 				float *row = col + (((size_t)c * s->R + r) * s->S + k) * ld;
 				float *dc = dx + c * HW;
-				int lo, hi, plo, phi;
-				span(k, st, pad, W, Q, &lo, &hi);
-				span(r, st, pad, H, P, &plo, &phi);
-				if (lo == hi || plo == phi)
-					continue;
 				if (st == 1 && Q == W) {
 					size_t d0 = (size_t)plo * Q + lo;
 					size_t d1 = (size_t)(phi - 1) * Q + hi;
@@ -364,27 +431,172 @@ col2im(const struct mea_conv_shape *s, int Cg, float *col, size_t ld,
 						dc + (size_t)(p * st - pad + r) * W +
 						(lo * st - pad + k), st);
 			}
+		}
+	}
 }
 
+/*
+ * The forward epilogue: dst = act(src + b + res) over n values, where the
+ * bias b is added only when have_b, res may be NULL, and relu/cap are as
+ * in mea_relu_forward.  The order of the operations is that of the
+ * separate kernels (bias, then the residual add, then the activation), so
+ * fusing changes no value.  src may be dst (in place); res never overlaps
+ * dst.
+ *
+ * The loop has no tests: a missing bias is an added -0.0 (x + -0 == x for
+ * every x, -0 included, where adding +0 would turn -0 into +0), and the
+ * activation is a clamp to [lo, hi], with lo = -inf and hi = +inf for
+ * none and hi = +inf for an uncapped ReLU; the compares are written as in
+ * mea_relu_forward, so a NaN passes through.  A version of the loop with
+ * a test per block of four for each option spent as long as the GEMM on
+ * MobileNetV2's wide 1x1 layers.  Blocks of four that load before they
+ * store vectorise without an overlap check (see nn.c).
+ */
 static void
-add_bias(const struct mea_conv_shape *s, const float *bias, float *y)
+epilogue(size_t n, const float *src, int have_b, float b, const float *res,
+		int relu, float cap, float *dst)
 {
-	size_t PQ = (size_t)s->P * s->Q;
+	size_t n4 = n & ~(size_t)3;
+	float lo = relu ? 0.0f : -INFINITY, hi = relu && cap > 0 ? cap : INFINITY;
 
-	for (int n = 0; n < s->N; n++)
-		for (int k = 0; k < s->K; k++) {
-			float *p = y + ((size_t)n * s->K + k) * PQ;
-			float b = bias[k];
-			for (size_t i = 0; i < PQ; i++)
-				p[i] += b;
+	if (!have_b)
+		b = -0.0f;
+	if (res)
+		for (size_t i = 0; i < n4; i += 4) {
+			float v[4];
+			for (int j = 0; j < 4; j++)
+				v[j] = (src[i + j] + b) + res[i + j];
+			for (int j = 0; j < 4; j++)
+				v[j] = v[j] < lo ? lo : v[j];
+			for (int j = 0; j < 4; j++)
+				dst[i + j] = v[j] > hi ? hi : v[j];
 		}
+	else
+		for (size_t i = 0; i < n4; i += 4) {
+			float v[4];
+			for (int j = 0; j < 4; j++)
+				v[j] = src[i + j] + b;
+			for (int j = 0; j < 4; j++)
+				v[j] = v[j] < lo ? lo : v[j];
+			for (int j = 0; j < 4; j++)
+				dst[i + j] = v[j] > hi ? hi : v[j];
+		}
+	for (size_t i = n4; i < n; i++) {
+		float v = src[i] + b;
+		if (res)
+			v += res[i];
+		v = v < lo ? lo : v;
+		dst[i] = v > hi ? hi : v;
+	}
 }
 
 /* --------------------------------------------------------- depthwise */
 
+/* e[t] = x[2t], o[t] = x[2t + 1] for t < n: a pair at a time, which
+ * GCC vectorises with shuffles (a loop over one phase alone it does not). */
+static void
+deinterleave(int n, const float *restrict x, float *restrict e, float *restrict o)
+{
+	int n4 = n & ~3;
+
+	for (int t = 0; t < n4; t += 4)
+		for (int j = 0; j < 4; j++) {
+			e[t + j] = x[2 * (t + j)];
+			o[t + j] = x[2 * (t + j) + 1];
+		}
+	for (int t = n4; t < n; t++) {
+		e[t] = x[2 * t];
+		o[t] = x[2 * t + 1];
+	}
+}
+
+/*
+ * The 3x3 depthwise forward at stride 1 or 2, which is all MobileNetV2
+ * uses.  The general loop below spends its time on short rows (7 to 112
+ * floats) and on re-reading and re-writing the output row once per tap.
+ * Here one plane at a time is first copied into a zero-padded scratch
+ * plane, so that no tap needs a bounds test, and each output row is then
+ * one pass over q with all nine taps summed in registers: nine loads,
+ * multiplies and adds per output and a single store.  At stride 2 the
+ * padded rows are stored with their even columns first and their odd
+ * columns after (ld = wp + 1 floats a row), which makes the three taps of
+ * a row contiguous loads at q, q and q + 1.  The nine terms are added in
+ * the general loop's order (row by row, left to right, onto the bias);
+ * taps that fall into the padding now add w * 0 instead of nothing, which
+ * changes no value for finite weights except possibly the sign of a zero.
+ */
+static void
+dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, float b,
+		float *yp, float *pad)
+{
+	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pd = s->pad;
+	int hp = H + 2 * pd, wp = W + 2 * pd, ld = wp + 1;
+	int ne = (wp + 1) / 2;     /* even columns of a padded row (stride 2) */
+	int Q4 = Q & ~3;
+	float *tmp = pad + (size_t)hp * ld;   /* one padded row, for stride 2 */
+	/* The weights, named once: loaded in the loop, they were loaded and
+	 * broadcast again for every four outputs. */
+	float w00 = wc[0], w01 = wc[1], w02 = wc[2], w10 = wc[3], w11 = wc[4],
+		w12 = wc[5], w20 = wc[6], w21 = wc[7], w22 = wc[8];
+
+	for (int h = 0; h < hp; h++) {
+		float *row = pad + (size_t)h * ld;
+		float *dst = st == 1 ? row : tmp;
+		if (h < pd || h >= H + pd) {
+			memset(row, 0, (size_t)ld * sizeof *row);
+			continue;
+		}
+		for (int i = 0; i < pd; i++)
+			dst[i] = dst[W + pd + i] = 0;
+		memcpy(dst + pd, xp + (size_t)(h - pd) * W, (size_t)W * sizeof *dst);
+		if (st == 1)
+			continue;
+		deinterleave(wp / 2, tmp, row, row + ne);
+		if (wp & 1)
+			row[wp / 2] = tmp[wp - 1];
+	}
+	/* Column offsets of taps 0, 1, 2 within a row. */
+	int o0 = 0, o1 = st == 1 ? 1 : ne, o2 = st == 1 ? 2 : 1;
+	for (int p = 0; p < P; p++) {
+		const float *r0 = pad + (size_t)p * st * ld, *r1 = r0 + ld, *r2 = r1 + ld;
+		float *yr = yp + (size_t)p * Q;
+		for (int q = 0; q < Q4; q += 4) {
+			float acc[4];
+			for (int j = 0; j < 4; j++) {
+				acc[j] = b;
+				acc[j] += w00 * r0[q + o0 + j];
+				acc[j] += w01 * r0[q + o1 + j];
+				acc[j] += w02 * r0[q + o2 + j];
+				acc[j] += w10 * r1[q + o0 + j];
+				acc[j] += w11 * r1[q + o1 + j];
+				acc[j] += w12 * r1[q + o2 + j];
+				acc[j] += w20 * r2[q + o0 + j];
+				acc[j] += w21 * r2[q + o1 + j];
+				acc[j] += w22 * r2[q + o2 + j];
+			}
+			for (int j = 0; j < 4; j++)
+				yr[q + j] = acc[j];
+		}
+		for (int q = Q4; q < Q; q++) {
+			float acc = b;
+			acc += w00 * r0[q + o0];
+			acc += w01 * r0[q + o1];
+			acc += w02 * r0[q + o2];
+			acc += w10 * r1[q + o0];
+			acc += w11 * r1[q + o1];
+			acc += w12 * r1[q + o2];
+			acc += w20 * r2[q + o0];
+			acc += w21 * r2[q + o1];
+			acc += w22 * r2[q + o2];
+			yr[q] = acc;
+		}
+	}
+}
+
 static void
 depthwise_forward(const struct mea_conv_shape *s, const float *x,
-		const float *w, const float *bias, float *y)
+		const float *w, const float *bias, const float *res, int relu,
+		float cap, float *y, float *work)
 {
 	int C = s->C, H = s->H, W = s->W, R = s->R, S = s->S;
 	int P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
@@ -396,7 +608,9 @@ depthwise_forward(const struct mea_conv_shape *s, const float *x,
 			const float *wc = w + (size_t)c * R * S;
 			float *yp = y + ((size_t)n * C + c) * PQ;
 			float b = bias ? bias[c] : 0.0f;
-			for (int p = 0; p < P; p++) {
+			if (dw3_fast(s))
+				dw3_plane(s, xp, wc, b, yp, work);
+			for (int p = 0; !dw3_fast(s) && p < P; p++) {
 				float *yr = yp + (size_t)p * Q;
 				for (int q = 0; q < Q; q++)
 					yr[q] = b;
@@ -414,12 +628,16 @@ depthwise_forward(const struct mea_conv_shape *s, const float *x,
 					}
 				}
 			}
+			/* The bias is in already; the rest while the plane is
+			 * still in cache. */
+			if (res || relu)
+				epilogue(PQ, yp, 0, 0, res ? res + (yp - y) : NULL, relu, cap, yp);
 		}
 }
 
 static void
 depthwise_backward(const struct mea_conv_shape *s, const float *x,
-		const float *w, const float *dy, float *dx, float *dw,
+		const float *w, const float *dy, float *dx, int set_dx, float *dw,
 		float *work)
 {
 	int C = s->C, H = s->H, W = s->W, R = s->R, S = s->S;
@@ -437,6 +655,8 @@ depthwise_backward(const struct mea_conv_shape *s, const float *x,
 			const float *xp = x + ((size_t)n * C + c) * HW;
 			const float *dyp = dy + ((size_t)n * C + c) * PQ;
 			float *dxp = dx ? dx + ((size_t)n * C + c) * HW : NULL;
+			if (dxp && set_dx)
+				memset(dxp, 0, HW * sizeof *dxp);
 			for (int p = 0; p < P; p++) {
 				const float *dyr = dyp + (size_t)p * Q;
 				for (int r = 0; r < R; r++) {
@@ -475,59 +695,90 @@ void
 mea_conv2d_forward(const struct mea_conv_shape *s, const float *x,
 		const float *w, const float *bias, float *y, float *work)
 {
+	mea_conv2d_forward_act(s, x, w, bias, NULL, 0, 0, y, work);
+}
+
+/*
+ * The bias, a residual and the activation are applied by epilogue() to
+ * each block of output right after its GEMM wrote it, while it is still
+ * in cache: in place over one image's group of channels on the pointwise
+ * path and when an im2col chunk is one image, and on the way from the
+ * GEMM's [Kg][i][PQ] scratch to y[i][k][PQ] otherwise (a copy the chunk
+ * needs anyway).  Separate bias, add and ReLU passes each cost a trip
+ * through memory for activations larger than the cache.
+ */
+void
+mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *bias, const float *res, int relu,
+		float cap, float *y, float *work)
+{
 	int G = s->groups, Cg = s->C / G, Kg = s->K / G;
 	int HW = s->H * s->W, PQ = s->P * s->Q;
 	int CRS = Cg * s->R * s->S;
+	int fix = bias || res || relu;    /* an epilogue has work to do */
 
 	if (is_depthwise(s)) {
-		depthwise_forward(s, x, w, bias, y);
+		depthwise_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
 	if (is_pointwise(s)) {
 		for (int n = 0; n < s->N; n++)
-			for (int g = 0; g < G; g++)
+			for (int g = 0; g < G; g++) {
+				size_t o = ((size_t)n * s->K + (size_t)g * Kg) * PQ;
 				mea_gemm(0, 0, Kg, HW, Cg, 1.0f,
 					w + (size_t)g * Kg * Cg, Cg,
 					x + ((size_t)n * s->C + (size_t)g * Cg) * HW, HW,
-					0.0f, y + ((size_t)n * s->K + (size_t)g * Kg) * PQ, PQ);
-	} else {
-		int nb = chunk(s);
-		float *col = work;
-		float *tmp = work + (size_t)CRS * nb * PQ;
-		for (int n0 = 0; n0 < s->N; n0 += nb) {
-			int m = s->N - n0 < nb ? s->N - n0 : nb;
-			int cols = m * PQ;
-			for (int g = 0; g < G; g++) {
-				for (int i = 0; i < m; i++)
-					im2col(s, Cg, x + ((size_t)(n0 + i) * s->C +
-						(size_t)g * Cg) * HW, col + (size_t)i * PQ,
-						(size_t)cols);
-				const float *wg = w + (size_t)g * Kg * CRS;
-				float *yg = y + ((size_t)n0 * s->K + (size_t)g * Kg) * PQ;
-				if (m == 1) {
-					mea_gemm(0, 0, Kg, cols, CRS, 1.0f, wg, CRS,
-						col, cols, 0.0f, yg, PQ);
-					continue;
-				}
-				mea_gemm(0, 0, Kg, cols, CRS, 1.0f, wg, CRS, col,
-					cols, 0.0f, tmp, cols);
-				for (int i = 0; i < m; i++)
-					for (int k = 0; k < Kg; k++)
-						memcpy(yg + ((size_t)i * s->K + k) * PQ,
-							tmp + (size_t)k * cols + (size_t)i * PQ,
-							(size_t)PQ * sizeof *y);
+					0.0f, y + o, PQ);
+				for (int k = 0; fix && k < Kg; k++)
+					epilogue((size_t)PQ, y + o + (size_t)k * PQ, bias != NULL,
+						bias ? bias[g * Kg + k] : 0,
+						res ? res + o + (size_t)k * PQ : NULL, relu, cap,
+						y + o + (size_t)k * PQ);
 			}
+		return;
+	}
+
+	int nb = chunk(s);
+	float *col = work;
+	float *tmp = work + (size_t)CRS * nb * PQ;
+	for (int n0 = 0; n0 < s->N; n0 += nb) {
+		int m = s->N - n0 < nb ? s->N - n0 : nb;
+		int cols = m * PQ;
+		for (int g = 0; g < G; g++) {
+			for (int i = 0; i < m; i++)
+				im2col(s, Cg, x + ((size_t)(n0 + i) * s->C +
+					(size_t)g * Cg) * HW, col + (size_t)i * PQ,
+					(size_t)cols);
+			const float *wg = w + (size_t)g * Kg * CRS;
+			/* With one image the GEMM writes y itself. */
+			float *out = m == 1 ? y + ((size_t)n0 * s->K + (size_t)g * Kg) * PQ : tmp;
+			mea_gemm(0, 0, Kg, cols, CRS, 1.0f, wg, CRS, col,
+				cols, 0.0f, out, m == 1 ? PQ : cols);
+			if (m == 1 && !fix)
+				continue;
+			for (int i = 0; i < m; i++)
+				for (int k = 0; k < Kg; k++) {
+					size_t o = ((size_t)(n0 + i) * s->K + (size_t)g * Kg + k) * PQ;
+					epilogue((size_t)PQ, out + (size_t)k * (m == 1 ? PQ : cols) +
+						(size_t)i * PQ, bias != NULL,
+						bias ? bias[g * Kg + k] : 0, res ? res + o : NULL,
+						relu, cap, y + o);
+				}
 		}
 	}
-	if (bias)
-		add_bias(s, bias, y);
 }
 
 /* ---------------------------------------------------------- backward */
 
-void
-mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
-		const float *w, const float *dy, float *dx, float *dw, float *db,
+/*
+ * set_dx: dx is written, not added to (mea_conv2d_backward_set).  Each
+ * image's slice of dx is zeroed just before col2im adds into it, while the
+ * slice is about to be in cache anyway, rather than by the caller in a
+ * separate pass over all of dx; the 1x1 path has the GEMM overwrite it.
+ */
+static void
+conv_backward(const struct mea_conv_shape *s, const float *x, const float *w,
+		const float *dy, float *dx, int set_dx, float *dw, float *db,
 		float *work)
 {
 	int G = s->groups, Cg = s->C / G, Kg = s->K / G;
@@ -537,18 +788,15 @@ mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
 	if (db)
 		for (int k = 0; k < s->K; k++) {
 			double sum = 0;
-			for (int n = 0; n < s->N; n++) {
-				const float *p = dy + ((size_t)n * s->K + k) * PQ;
-				for (int i = 0; i < PQ; i++)
-					sum += p[i];
-			}
+			for (int n = 0; n < s->N; n++)
+				sum += plane_sum((size_t)PQ, dy + ((size_t)n * s->K + k) * PQ);
 			db[k] += (float)sum;
 		}
 	if (!dx && !dw)
 		return;
 
 	if (is_depthwise(s)) {
-		depthwise_backward(s, x, w, dy, dx, dw, work);
+		depthwise_backward(s, x, w, dy, dx, set_dx, dw, work);
 		return;
 	}
 	if (is_pointwise(s)) {
@@ -561,7 +809,8 @@ mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
 						HW, 1.0f, dw + (size_t)g * Kg * Cg, Cg);
 				if (dx)
 					mea_gemm(1, 0, Cg, HW, Kg, 1.0f,
-						w + (size_t)g * Kg * Cg, Cg, dyg, PQ, 1.0f,
+						w + (size_t)g * Kg * Cg, Cg, dyg, PQ,
+						set_dx ? 0.0f : 1.0f,
 						dx + ((size_t)n * s->C + (size_t)g * Cg) * HW, HW);
 			}
 		return;
@@ -595,11 +844,30 @@ mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
 				mea_gemm(1, 0, CRS, cols, Kg, 1.0f,
 					w + (size_t)g * Kg * CRS, CRS, dyg, cols, 0.0f,
 					col, cols);
-				for (int i = 0; i < m; i++)
-					col2im(s, Cg, col + (size_t)i * PQ, (size_t)cols,
-						dx + ((size_t)(n0 + i) * s->C +
-						(size_t)g * Cg) * HW);
+				for (int i = 0; i < m; i++) {
+					float *dxi = dx + ((size_t)(n0 + i) * s->C +
+						(size_t)g * Cg) * HW;
+					if (set_dx)
+						memset(dxi, 0, (size_t)Cg * HW * sizeof *dxi);
+					col2im(s, Cg, col + (size_t)i * PQ, (size_t)cols, dxi);
+				}
 			}
 		}
 	}
+}
+
+void
+mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *dy, float *dx, float *dw, float *db,
+		float *work)
+{
+	conv_backward(s, x, w, dy, dx, 0, dw, db, work);
+}
+
+void
+mea_conv2d_backward_set(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *dy, float *dx, float *dw, float *db,
+		float *work)
+{
+	conv_backward(s, x, w, dy, dx, 1, dw, db, work);
 }

@@ -11,7 +11,8 @@
  * Forward functions overwrite their output.  Backward functions ADD into
  * every gradient they produce (dx, dw, db, ...), so that a tensor that
  * feeds several layers (a residual shortcut) gets the sum of its
- * gradients; callers zero gradient buffers before a backward pass.
+ * gradients; callers zero gradient buffers before a backward pass.  (The
+ * _set variants write their dx instead, for the first contribution.)
  * A NULL gradient pointer means "not needed" and is skipped.
  *
  * Threading: the kernels are single-threaded loops around OpenBLAS SGEMM;
@@ -61,6 +62,20 @@ void mea_conv2d_forward(const struct mea_conv_shape *s, const float *x,
 void mea_conv2d_backward(const struct mea_conv_shape *s, const float *x,
 		const float *w, const float *dy, float *dx, float *dw, float *db,
 		float *work);
+/* mea_conv2d_backward, except that dx is written rather than added to
+ * (whatever it held is ignored), so that a caller whose dx has no other
+ * contribution yet need not zero it first; dw and db are still added to. */
+void mea_conv2d_backward_set(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *dy, float *dx, float *dw, float *db,
+		float *work);
+/* y = act(conv(x, w) + bias + res) in one pass over y: res (may be NULL)
+ * is a tensor of y's shape that must not overlap y (a residual shortcut),
+ * and relu != 0 applies min(max(v, 0), cap), cap <= 0 meaning no cap.
+ * The same values as mea_conv2d_forward, mea_add_forward and
+ * mea_relu_forward in turn. */
+void mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
+		const float *w, const float *bias, const float *res, int relu,
+		float cap, float *y, float *work);
 
 /* -------------------------------------------------- batch normalisation */
 
@@ -78,6 +93,22 @@ void mea_bn_forward_train(int N, int C, int HW, const float *x,
 void mea_bn_backward(int N, int C, int HW, const float *x, const float *dy,
 		const float *gamma, const float *save_mean,
 		const float *save_invstd, float *dx, float *dgamma, float *dbeta);
+/* The same followed by the activation: relu != 0 gives
+ * y = min(max(bn(x), 0), cap), cap <= 0 meaning no cap, exactly as
+ * mea_relu_forward on y would.  One pass over y less. */
+void mea_bn_forward_train_act(int N, int C, int HW, const float *x,
+		const float *gamma, const float *beta, float eps, float momentum,
+		int relu, float cap, float *y, float *save_mean, float *save_invstd,
+		float *run_mean, float *run_var);
+/* Backward of mea_bn_forward_train_act: y is its output (after the
+ * activation), dy the gradient there; the same as mea_relu_backward into
+ * a zeroed buffer followed by mea_bn_backward from it, without the
+ * buffer.  With relu == 0, y is not read (may be NULL).  set_dx != 0
+ * writes dx instead of adding to it (as mea_conv2d_backward_set). */
+void mea_bn_backward_act(int N, int C, int HW, const float *x, const float *y,
+		const float *dy, int relu, float cap, const float *gamma,
+		const float *save_mean, const float *save_invstd, float *dx,
+		int set_dx, float *dgamma, float *dbeta);
 /* Fold an inference BN into the preceding convolution: w is [K][per_k],
  * bias[K] is read and rewritten (pass zeros for a bias-free conv). */
 void mea_bn_fold(int K, size_t per_k, float *w, float *bias,
@@ -91,6 +122,10 @@ void mea_bn_fold(int K, size_t per_k, float *w, float *bias,
 void mea_relu_forward(size_t n, const float *x, float *y, float cap);
 /* dx += dy where 0 < y < cap (y is the forward output). */
 void mea_relu_backward(size_t n, const float *y, const float *dy, float *dx,
+		float cap);
+/* dx = dy where 0 < y < cap, else 0: mea_relu_backward into a buffer
+ * whose old contents are ignored (see mea_conv2d_backward_set). */
+void mea_relu_backward_set(size_t n, const float *y, const float *dy, float *dx,
 		float cap);
 void mea_add_forward(size_t n, const float *a, const float *b, float *y);
 void mea_acc(size_t n, const float *src, float *dst); /* dst += src */

@@ -85,6 +85,10 @@ group() {
 	group sgd
 }
 
+@test "nn: fused kernels give the values of the separate ones; _set ignores dx" {
+	group fused
+}
+
 @test "nn: an unknown group is a usage error naming the group" {
 	run --separate-stderr nn_test no-such-group
 	[ "$status" -eq 2 ]

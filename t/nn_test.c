@@ -4,7 +4,7 @@
  *
  *   nn_test [group...]     groups: gemm conv-shape conv-fwd conv-naive
  *                          conv-bwd bn-fwd bn-bwd bn-fold relu add concat
- *                          maxpool avgpool gap fc softmax xent sgd
+ *                          maxpool avgpool gap fc softmax xent sgd fused
  *
  * Forward outputs are compared with the reference within a tolerance
  * relative to the largest reference value.  Backward passes are checked
@@ -1147,6 +1147,133 @@ test_sgd(void)
 	check(fabsf(w0[0] - 0.949f) < 1e-6, G, "no velocity buffer: w = %.6f", w0[0]);
 }
 
+/* ------------------------------------------------------------- fused */
+
+/* NaN in every element: a _set kernel must not read what it overwrites. */
+static float *
+fnan(size_t n)
+{
+	float *p = xmalloc(n * sizeof *p);
+	for (size_t i = 0; i < n; i++)
+		p[i] = NAN;
+	return p;
+}
+
+/* Largest |a - b| over the largest |b|, for two float results. */
+static double
+relerr_f(const float *a, const float *b, size_t n)
+{
+	double *d = todouble(b, n), e = relerr(a, d, n);
+	free(d);
+	return e;
+}
+
+/*
+ * The fused kernels against the separate ones they replace (which the
+ * groups above check against plain loops): conv + bias + residual add +
+ * relu/relu6; conv backward writing dx; bn training + relu and its
+ * backward; relu backward writing dx.
+ */
+static void
+test_fused(void)
+{
+	const char *G = "fused";
+	static const float caps[] = {-1, 0, 6};    /* none, relu, relu6 */
+
+	for (size_t i = 0; i < NCONV; i++) {
+		const struct convcase *c = &convcases[i];
+		struct mea_conv_shape s;
+		size_t nx, nw, ny;
+		char d[160];
+		if (conv_shape(c, &s) != 0)
+			continue;
+		conv_sizes(&s, &nx, &nw, &ny);
+		desc_conv(d, sizeof d, c, &s);
+		float *x = frand(nx, -1, 1), *w = frand(nw, -1, 1), *b = frand(s.K, -1, 1);
+		float *res = frand(ny, -1, 1), *want = xmalloc(ny * sizeof *want);
+		float *got = frand(ny, -9, 9), *work = conv_work(&s);
+		double worst = 0;
+		for (int k = 0; k < 3; k++)
+			for (int withres = 0; withres < 2; withres++) {
+				const float *bias = c->bias ? b : NULL, *r = withres ? res : NULL;
+				mea_conv2d_forward(&s, x, w, bias, want, work);
+				if (r)
+					mea_add_forward(ny, want, r, want);
+				if (caps[k] >= 0)
+					mea_relu_forward(ny, want, want, caps[k]);
+				mea_conv2d_forward_act(&s, x, w, bias, r, caps[k] >= 0,
+					caps[k], got, work);
+				worst = fmax(worst, relerr_f(got, want, ny));
+			}
+		check(worst < 1e-6, G, "conv + bias + residual + relu/relu6, %s: err %.2g", d, worst);
+
+		float *dy = frand(ny, -1, 1), *dx = fnan(nx), *dxr = xmalloc(nx * sizeof *dxr);
+		float *dw = xmalloc(nw * sizeof *dw), *dwr = xmalloc(nw * sizeof *dwr);
+		memset(dxr, 0, nx * sizeof *dxr);
+		memset(dw, 0, nw * sizeof *dw);
+		memset(dwr, 0, nw * sizeof *dwr);
+		mea_conv2d_backward(&s, x, w, dy, dxr, dwr, NULL, work);
+		mea_conv2d_backward_set(&s, x, w, dy, dx, dw, NULL, work);
+		double ex = relerr_f(dx, dxr, nx), ew = relerr_f(dw, dwr, nw);
+		check(ex < 1e-6 && ew < 1e-6, G, "conv backward writing dx over NaN, %s: "
+			"dx %.2g dw %.2g", d, ex, ew);
+		free(x), free(w), free(b), free(res), free(want), free(got), free(work);
+		free(dy), free(dx), free(dxr), free(dw), free(dwr);
+	}
+
+	int N = 4, C = 3, HW = 7 * 5;
+	size_t n = (size_t)N * C * HW;
+	float *x = frand(n, -2, 3), *gamma = frand(C, 0.5f, 1.5f), *beta = frand(C, -1, 1);
+	float *dy = frand(n, -1, 1), *y = xmalloc(n * sizeof *y), *yr = xmalloc(n * sizeof *yr);
+	float *g = xmalloc(n * sizeof *g), *dx0 = frand(n, -1, 1);
+	for (int k = 0; k < 3; k++) {
+		int relu = caps[k] >= 0;
+		float cap = caps[k], sm[3], si[3], rm[3] = {0}, rv[3] = {1, 1, 1};
+		float smr[3], sir[3], rmr[3] = {0}, rvr[3] = {1, 1, 1};
+		mea_bn_forward_train(N, C, HW, x, gamma, beta, 1e-5f, 0.1f, yr, smr, sir, rmr, rvr);
+		if (relu)
+			mea_relu_forward(n, yr, yr, cap);
+		mea_bn_forward_train_act(N, C, HW, x, gamma, beta, 1e-5f, 0.1f, relu, cap, y,
+			sm, si, rm, rv);
+		double e = fmax(relerr_f(y, yr, n), fmax(relerr_f(sm, smr, C), relerr_f(rv, rvr, C)));
+		check(e < 1e-6, G, "bn training + %s: err %.2g", k == 0 ? "nothing" :
+			k == 1 ? "relu" : "relu6", e);
+
+		/* Backward, adding into dx and overwriting a NaN dx. */
+		float *dxr = fcopy(dx0, n), *dxa = fcopy(dx0, n), *dxs = fnan(n);
+		float *dxz = xmalloc(n * sizeof *dxz);
+		float dgr[3] = {0}, dbr[3] = {0}, dga[3] = {0}, dba[3] = {0}, dgs[3] = {0}, dbs[3] = {0};
+		memset(g, 0, n * sizeof *g);
+		memset(dxz, 0, n * sizeof *dxz);
+		if (relu)
+			mea_relu_backward(n, y, dy, g, cap);
+		else
+			memcpy(g, dy, n * sizeof *g);
+		mea_bn_backward(N, C, HW, x, g, gamma, sm, si, dxr, dgr, dbr);
+		mea_bn_backward(N, C, HW, x, g, gamma, sm, si, dxz, NULL, NULL);
+		mea_bn_backward_act(N, C, HW, x, y, dy, relu, cap, gamma, sm, si, dxa, 0, dga, dba);
+		mea_bn_backward_act(N, C, HW, x, y, dy, relu, cap, gamma, sm, si, dxs, 1, dgs, dbs);
+		double ea = fmax(relerr_f(dxa, dxr, n), fmax(relerr_f(dga, dgr, C),
+			relerr_f(dba, dbr, C)));
+		double es = fmax(relerr_f(dxs, dxz, n), fmax(relerr_f(dgs, dgr, C),
+			relerr_f(dbs, dbr, C)));
+		check(ea < 1e-6 && es < 1e-6, G, "bn backward through %s: adding %.2g, "
+			"writing over NaN %.2g", k == 0 ? "nothing" : k == 1 ? "relu" : "relu6", ea, es);
+		free(dxr), free(dxa), free(dxs), free(dxz);
+	}
+	for (int k = 1; k < 3; k++) {
+		float *dxs = fnan(n);
+		memset(g, 0, n * sizeof *g);
+		mea_relu_backward(n, y, dy, g, caps[k]);
+		mea_relu_backward_set(n, y, dy, dxs, caps[k]);
+		double e = relerr_f(dxs, g, n);
+		check(e == 0, G, "%s backward writing dx over NaN: err %.2g",
+			k == 1 ? "relu" : "relu6", e);
+		free(dxs);
+	}
+	free(x), free(gamma), free(beta), free(dy), free(y), free(yr), free(g), free(dx0);
+}
+
 /* ---------------------------------------------------------------- main */
 
 static const struct {
@@ -1171,6 +1298,7 @@ static const struct {
 	{"softmax", test_softmax},
 	{"xent", test_xent},
 	{"sgd", test_sgd},
+	{"fused", test_fused},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
