@@ -67,7 +67,8 @@ ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:exitcode=99:log_path=$(CURDIR)/build/asan
 check-asan: deps
 	rm -rf build/asan
 	mkdir -p build/asan/log build/asan/fuzz
-	cp -R Makefile config.mk cmd lib man share t weights build/asan/
+	cp -R Makefile config.mk cmd lib man share t build/asan/
+	[ ! -d weights ] || cp -R weights build/asan/
 	cp -R fuzz/*.[ch] fuzz/corpus fuzz/regress build/asan/fuzz/
 	$(MAKE) -C build/asan CFLAGS='$(ASAN_CFLAGS)' LDFLAGS='-fsanitize=address,undefined' all
 	cd build/asan && $(ASAN_ENV) prove --ext .bats -e 'bats --tap' t/
