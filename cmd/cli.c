@@ -1,5 +1,7 @@
 /* cli.c: shared command-line plumbing for the mea programs. */
 #include <errno.h>
+#include <getopt.h>
+#include <time.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,6 +135,36 @@ void
 print_version(void)
 {
 	printf("%s %s\n", argv0, MEA_VERSION);
+}
+
+void
+cli_other_opt(int c, const char *usage, char **argv)
+{
+	const char *opt = argv[optind - 1];
+
+	switch (c) {
+	case 'h':
+		fputs(usage, stdout);
+		exit(close_stdout(EXIT_OK));
+	case 'V':
+		print_version();
+		exit(close_stdout(EXIT_OK));
+	case ':':
+		usage_error("%s: missing value", opt);
+	default:
+		/* getopt leaves a grouped short option's letter in optopt */
+		if (optopt)
+			usage_error("unknown option '-%c'", optopt);
+		usage_error("unknown option '%s'", opt);
+	}
+}
+
+double
+cli_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 long

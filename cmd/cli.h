@@ -32,6 +32,13 @@ _Noreturn void die_err(const struct mea_err *e);
 
 _Noreturn void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void print_version(void);        /* "argv0 0.1.0" on stdout */
+/* The cases every option loop shares, for getopt_long with an option
+ * string that starts with ':': -h/--help prints usage and exits 0,
+ * -V/--version prints the version and exits 0, a missing value or an
+ * unknown option is a usage error naming it.  Call it from `default:`. */
+_Noreturn void cli_other_opt(int c, const char *usage, char **argv);
+/* Seconds on the monotonic clock, for the t_* fields. */
+double cli_now(void);
 
 /* Option parsing with range checks; a bad value names the option and
  * exits with EXIT_USAGE. */

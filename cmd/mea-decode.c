@@ -198,7 +198,7 @@ main(int argc, char **argv)
 
 	cli_init(argv[0]);
 	opterr = 0;                 /* getopt would name the program by its path */
-	while ((c = getopt_long(argc, argv, "s:r:C:c:Fl:L:Db:e:n:SthV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":s:r:C:c:Fl:L:Db:e:n:SthV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's': opt_size("--size", optarg, &opt.prep.h, &opt.prep.w); break;
 		case 'r': opt.prep.side = (int)opt_long("--resize", optarg, 1, 16384); break;
@@ -213,9 +213,7 @@ main(int argc, char **argv)
 		case 'n': opt.limit = opt_long("--limit", optarg, 1, LONG_MAX); break;
 		case 'S': opt.strict = 1; break;
 		case 't': opt.text = 1; break;
-		case 'h': fputs(usage_text, stdout); return close_stdout(EXIT_OK);
-		case 'V': print_version(); return close_stdout(EXIT_OK);
-		default: usage_error("unknown option or missing value: %s", argv[optind - 1]);
+		default: cli_other_opt(c, usage_text, argv);
 		}
 	}
 	if (opt.prep.c == 2 || (opt.cifar && opt.cifar != 10 && opt.cifar != 100))

@@ -51,24 +51,13 @@ parse_args(int argc, char **argv)
 		case 'm': opt.model = optarg; break;
 		case 'b': opt.batch = opt_long("--batch", optarg, 1, MEA_MODEL_MAX_BATCH); break;
 		case 't': opt.threads = opt_long("--threads", optarg, 1, 256); break;
-		case 'h': fputs(usage_text, stdout); exit(close_stdout(EXIT_OK));
-		case 'V': print_version(); exit(close_stdout(EXIT_OK));
-		case ':': usage_error("%s: missing value", argv[optind - 1]);
-		default: usage_error("unknown option '%s'", argv[optind - 1]);
+		default: cli_other_opt(c, usage_text, argv);
 		}
 	}
 	if (optind < argc)
 		usage_error("unexpected argument '%s' (records come on stdin)", argv[optind]);
 	if (!opt.model)
 		usage_error("no model: give -m FILE");
-}
-
-static double
-now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 /* Does the extension answer this record?  The gate's route says so; in
@@ -152,10 +141,10 @@ flush(void)
 	struct mea_err e;
 
 	if (q.nrows > 0) {
-		t = now();
+		t = cli_now();
 		if (mea_plan_forward(plan, q.nrows, &e))
 			die_err(&e);
-		t = (now() - t) / q.nrows;
+		t = (cli_now() - t) / q.nrows;
 	}
 	for (int i = 0; i < q.nrec; i++)
 		if (q.row[i] >= 0)

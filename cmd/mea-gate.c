@@ -54,14 +54,6 @@ load_model_meta(const char *path, struct mea_gate *g)
 	mea_model_free(m);
 }
 
-static double
-now(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 /* "stdin: record 17 (shirt.png): " before the library's message. */
 static _Noreturn void
 die_record(const struct mea_reader *in, const struct mea_record *r, struct mea_err *e)
@@ -111,13 +103,7 @@ parse_args(int argc, char **argv)
 			break;
 		case 'n': gate.cloud = 0; break;
 		case 'a': gate.sweep = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(close_stdout(EXIT_OK));
-		case 'V': print_version(); exit(close_stdout(EXIT_OK));
-		case ':': usage_error("%s: missing value", argv[optind - 1]);
-		default:
-			if (optopt)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+		default: cli_other_opt(c, usage_text, argv);
 		}
 	}
 	if (optind < argc)
@@ -166,11 +152,11 @@ main(int argc, char **argv)
 	mea_writer_init(&out, 1, "stdout");
 	mea_record_init(&rec);
 	while ((rc = mea_read(&in, &rec, &e)) == 0) {
-		double t0 = now();
+		double t0 = cli_now();
 		if (mea_gate_route(&gate, &rec, &e) != 0)
 			die_record(&in, &rec, &e);
 		if (mea_tensor_get(&rec, "logits") &&
-		    mea_field_set_float(&rec, "t_gate", now() - t0) != 0) {
+		    mea_field_set_float(&rec, "t_gate", cli_now() - t0) != 0) {
 			mea_errf(&e, MEA_E_LIMIT, "cannot set field 't_gate': the record has 64 fields");
 			die_record(&in, &rec, &e);
 		}

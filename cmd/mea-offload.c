@@ -67,10 +67,7 @@ parse_args(int argc, char **argv, struct mea_offload_conf *c)
 		case 'r': c->retries = (int)opt_long("--retries", optarg, 0, 1000); break;
 		case 'f': c->send_feat = 1; break;
 		case 'v': opt.verbose = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(close_stdout(EXIT_OK));
-		case 'V': print_version(); exit(close_stdout(EXIT_OK));
-		case ':': usage_error("%s: needs a value", argv[optind - 1]);
-		default: usage_error("%s: unknown option", argv[optind - 1]);
+		default: cli_other_opt(ch, usage_text, argv);
 		}
 	}
 	if (optind < argc)

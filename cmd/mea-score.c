@@ -137,13 +137,7 @@ parse_args(int argc, char **argv)
 		case 'X': opt.sw.macs_ext = opt_double("--macs-ext", optarg, 0, 1e18); sweep_opt = 1; break;
 		case 'C': opt.sw.macs_cloud = opt_double("--macs-cloud", optarg, 0, 1e18); sweep_opt = 1; break;
 		case 'B': opt.sw.bytes = opt_double("--bytes-image", optarg, 0, 1e18); sweep_opt = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(close_stdout(EXIT_OK));
-		case 'V': print_version(); exit(close_stdout(EXIT_OK));
-		case ':': usage_error("%s: missing value", argv[optind - 1]);
-		default:
-			if (optopt)
-				usage_error("unknown option '-%c'", optopt);
-			usage_error("unknown option '%s'", argv[optind - 1]);
+		default: cli_other_opt(c, usage_text, argv);
 		}
 	}
 	if (optind < argc)

@@ -189,10 +189,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 't': o->threads = opt_long("--threads", optarg, 1, 256); break;
 		case 'q': o->quiet = 1; break;
 		case 'P': o->predictions = 1; break;
-		case 'h': fputs(usage_text, stdout); exit(close_stdout(EXIT_OK));
-		case 'V': print_version(); exit(close_stdout(EXIT_OK));
-		case ':': usage_error("%s: missing value", argv[optind - 1]);
-		default: usage_error("unknown option '%s'", argv[optind - 1]);
+		default: cli_other_opt(ch, usage_text, argv);
 		}
 	}
 	if (optind < argc)
