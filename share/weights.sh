@@ -30,23 +30,13 @@ data() {
 	[ -s "$W/test.mea" ] || mv "$W/test.mea.$$" "$W/test.mea"
 }
 
-# epochs_done MODEL: the epochs a checkpoint has finished (0 if none).
-epochs_done() {
-	[ -s "$1" ] || { echo 0; return; }
-	strings "$1" | sed -n 's/^train\.epoch//p' | head -1 | tr -cd 0-9 || echo 0
-}
-
-# train JOB IN OUT EPOCHS: run or resume one training job, logging.
+# train JOB IN OUT EPOCHS: run one training job, logging; a job that has
+# a checkpoint is resumed (-r), and one that has finished only rewrites
+# the same bytes.
 train() {
 	job=$1 in=$2 out=$3 epochs=$4
 	log="$out.log"
-	done_=$(epochs_done "$out")
-	if [ "${done_:-0}" -ge "$epochs" ] 2>/dev/null; then
-		echo "weights: $out: done ($done_ epochs)"
-		return
-	fi
 	if [ -s "$out" ]; then
-		echo "weights: $out: resuming after epoch $done_" | tee -a "$log"
 		set -- -r
 	else
 		set --
