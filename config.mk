@@ -7,6 +7,12 @@ DATAPREFIX = $(PREFIX)/share/mea
 CC ?= cc
 CFLAGS ?= -O2 -g
 # Warnings and the language level are added, so a user's CFLAGS cannot drop them.
-MEA_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
-	-Ilib $(shell pkg-config --cflags libpng zlib) -I/usr/include/x86_64-linux-gnu/openblas-pthread
-MEA_LIBS = $(shell pkg-config --libs libpng zlib) -ljpeg -lopenblas -lm -lpthread
+# Flags come from pkg-config, which share/deps.sh installs (pkg-config is
+# asked only when a recipe runs, after `make deps`); the fallbacks are
+# Debian's paths.
+PKGS = libpng zlib libjpeg openblas
+MEA_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Ilib \
+	$(shell pkg-config --cflags $(PKGS) 2>/dev/null || \
+		echo -I/usr/include/libpng16 -I/usr/include/x86_64-linux-gnu/openblas-pthread)
+MEA_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpng16 -lz -ljpeg -lopenblas) \
+	-lm -lpthread

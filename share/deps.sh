@@ -2,7 +2,7 @@
 # Install the Debian packages mea needs, only when one is missing.
 # Run as root (CI and fresh machines are); otherwise prints what to install.
 set -e
-PKGS="build-essential pkg-config libpng-dev libjpeg62-turbo-dev zlib1g-dev
+PKGS="build-essential pkgconf libpng-dev libjpeg62-turbo-dev zlib1g-dev
 libopenblas-dev bats mandoc dataset-fashion-mnist socat gnuplot-nox
 netcat-openbsd haproxy jq time"
 missing=
