@@ -34,30 +34,6 @@ struct progress {
 	int failed;
 };
 
-/* Share of the held-out images the trained node gets right, in its own
- * label space (the extension's through remap). */
-static double
-heldout_accuracy(struct progress *pr)
-{
-	int32_t *pred = malloc((pr->nval ? pr->nval : 1) * sizeof *pred);
-	size_t hits = 0, n = 0;
-
-	if (!pred || mea_eval(pr->m, pr->ds, pr->val, pr->nval, opt.cfg.out_node, 128, pred,
-				NULL, &pr->err)) {
-		free(pred);
-		return NAN;
-	}
-	for (size_t i = 0; i < pr->nval; i++) {
-		int32_t y = pr->ds->label[pr->val[i]];
-		if (pr->remap && (y = pr->remap[y]) < 0)
-			continue;
-		hits += pred[i] == y;
-		n++;
-	}
-	free(pred);
-	return n ? (double)hits / (double)n : NAN;
-}
-
 static const char *
 hms(char *buf, double s)
 {
@@ -86,7 +62,10 @@ on_step(void *ctx, const struct mea_train_status *st)
 	}
 	if (!st->epoch_done)
 		return 0;
-	double va = heldout_accuracy(pr);
+	double va = NAN;
+	if (mea_eval_accuracy(pr->m, pr->ds, pr->val, pr->nval, opt.cfg.out_node, pr->remap,
+			&va, &pr->err))
+		return pr->failed = 1;
 	if (!opt.quiet)
 		fprintf(stderr, "%sepoch %d/%d loss %.4f acc %.4f held-out %.4f lr %.4f time %s left %s\n",
 				pr->tty ? "\r" : "", st->epoch + 1, st->epochs, st->loss, st->acc, va,

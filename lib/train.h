@@ -162,6 +162,12 @@ int mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32
 		size_t n, double share, double *precision, struct mea_calib_report *rep,
 		struct mea_err *e);
 
+/* The share of the images idx[0..n-1] that node out_node gets right,
+ * in its own label space: labels go through remap (-1 leaves the image
+ * out) when it is not NULL.  NAN when no image is left. */
+int mea_eval_accuracy(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, int out_node, const int32_t *remap, double *acc, struct mea_err *e);
+
 /* Accuracy of a MEANet edge model on labelled images, without a cloud. */
 struct mea_edge_report {
 	size_t n;

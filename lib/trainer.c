@@ -242,6 +242,30 @@ mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 }
 
 int
+mea_eval_accuracy(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, int out_node, const int32_t *remap, double *acc, struct mea_err *e)
+{
+	int32_t *sel = NULL, *pred = NULL;
+	size_t nsel = 0, hits = 0;
+	int rc;
+
+	if (select_samples(ds, idx, n, remap, &sel, &nsel) ||
+			!(pred = malloc((nsel ? nsel : 1) * sizeof *pred))) {
+		free(sel);
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	}
+	rc = mea_eval(m, ds, sel, nsel, out_node, 128, pred, NULL, e);
+	for (size_t i = 0; !rc && i < nsel; i++) {
+		int32_t y = ds->label[sel[i]];
+		hits += pred[i] == (remap ? remap[y] : y);
+	}
+	*acc = nsel ? (double)hits / (double)nsel : NAN;
+	free(sel);
+	free(pred);
+	return rc;
+}
+
+int
 mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		size_t n, double share, double *precision, struct mea_calib_report *rep,
 		struct mea_err *e)
