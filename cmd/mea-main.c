@@ -88,7 +88,7 @@ flush(void)
 
 	if (q.nrows > 0) {
 		t = cli_now();
-		if (mea_plan_forward(plan, q.nrows, &e))
+		if (mea_plan_forward_tta(plan, q.nrows, model->node_logits, &e))
 			die_err(&e);
 		t = (cli_now() - t) / q.nrows;
 	}
@@ -100,7 +100,7 @@ flush(void)
 		if (node_feat >= 0)
 			attach(r, "feat", node_feat, q.row[i]);
 		if (mea_field_add_int(r, opt.cloud ? "macs_cloud" : "macs_edge",
-				(int64_t)model->macs[MEA_BLOCK_MAIN]) ||
+				(int64_t)model->macs[MEA_BLOCK_MAIN] * (1 + mea_model_test_flip(model))) ||
 				mea_field_set_float(r, opt.cloud ? "t_cloud" : "t_main", t))
 			die(EXIT_DATA, "%s: record %llu: too many fields", out.name,
 					(unsigned long long)(out.nrec + (uint64_t)i));

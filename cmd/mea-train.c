@@ -121,6 +121,9 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 			c->momentum, c->nesterov ? " nesterov" : "", c->wd, c->cosine ? "cosine" : "step",
 			c->warmup, c->aug.pad, c->aug.flip, (unsigned long long)c->seed, opt.val_frac,
 			opt.split_seed);
+	/* Only when used, so that runs from before smoothing still resume. */
+	if (c->smooth != 0)
+		snprintf(buf + strlen(buf), n - strlen(buf), " smooth=%g", c->smooth);
 }
 
 static int

@@ -29,6 +29,7 @@ static const char usage_text[] =
 "  -M, --mean LIST        per-channel input mean of pixel/255 (init; full measures it)\n"
 "  -S, --std LIST         per-channel input standard deviation\n"
 "  -T, --threshold T      entropy threshold stored by init (default 0.8)\n"
+"  -F, --test-flip        init: score the image and its mirror image, average\n"
 "  -v, --verbose          init: print the model's costs on stderr\n"
 "  -m, --model FILE       the model to start from\n"
 "  -o, --output FILE      the model to write (also the checkpoint)\n"
@@ -44,6 +45,7 @@ static const char usage_text[] =
 "  -W, --warmup E         epochs of linear warm-up (default 1)\n"
 "  -p, --pad N            random-crop padding (default 2)\n"
 "  -x, --no-flip          no random horizontal flips\n"
+"  -Z, --smooth F         label smoothing (default 0)\n"
 "  -s, --seed N           seed of initialisation, shuffling, augmentation (1)\n"
 "  -f, --val-frac F       share held out for evaluation and calibration (0.1)\n"
 "  -Y, --split-seed N     seed of the held-out split (default 1)\n"
@@ -107,6 +109,10 @@ check_args(struct train_opts *o)
 			usage_error("--init needs --arch, --input, --classes and --output");
 		if (o->arch.nhard && !o->arch.meanet)
 			usage_error("--hard needs --meanet");
+		/* mea-ext scores the image as given: a main block that
+		 * averaged over mirror images would disagree with it. */
+		if (o->test_flip && o->arch.meanet)
+			usage_error("--test-flip is for whole classifiers, not with --meanet");
 		return;
 	}
 	if (!o->model && !(o->resume && o->job != JOB_CALIBRATE))
@@ -127,11 +133,12 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		{"input", 1, NULL, 'i'}, {"classes", 1, NULL, 'k'}, {"meanet", 0, NULL, 'E'},
 		{"hard", 1, NULL, 'H'}, {"width", 1, NULL, 'w'}, {"names", 1, NULL, 'N'},
 		{"mean", 1, NULL, 'M'}, {"std", 1, NULL, 'S'}, {"threshold", 1, NULL, 'T'},
-		{"verbose", 0, NULL, 'v'}, {"model", 1, NULL, 'm'}, {"output", 1, NULL, 'o'},
+		{"verbose", 0, NULL, 'v'}, {"test-flip", 0, NULL, 'F'}, {"model", 1, NULL, 'm'}, {"output", 1, NULL, 'o'},
 		{"epochs", 1, NULL, 'e'}, {"batch", 1, NULL, 'b'}, {"lr", 1, NULL, 'l'},
 		{"momentum", 1, NULL, 'u'}, {"nesterov", 0, NULL, 'n'}, {"wd", 1, NULL, 'd'},
 		{"schedule", 1, NULL, 'c'}, {"milestones", 1, NULL, 'L'}, {"gamma", 1, NULL, 'g'},
 		{"warmup", 1, NULL, 'W'}, {"pad", 1, NULL, 'p'}, {"no-flip", 0, NULL, 'x'},
+		{"smooth", 1, NULL, 'Z'},
 		{"seed", 1, NULL, 's'}, {"val-frac", 1, NULL, 'f'}, {"split-seed", 1, NULL, 'Y'},
 		{"share", 1, NULL, 'C'}, {"resume", 0, NULL, 'r'}, {"stop-after", 1, NULL, 'X'}, {"threads", 1, NULL, 't'},
 		{"quiet", 0, NULL, 'q'}, {"predictions", 0, NULL, 'P'}, {"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'},
@@ -146,7 +153,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		.wd = 5e-4f, .cosine = 1, .nmilestones = 2, .milestones = {0.5f, 0.75f},
 		.gamma = 0.1f, .warmup = 1, .aug = {2, 1} };
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:w:N:M:S:T:vm:o:e:b:l:u:nd:c:L:g:W:p:xs:f:Y:C:rX:t:qPhV",
+	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xZ:s:f:Y:C:rX:t:qPhV",
 			longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': o->job = parse_job(optarg); break;
@@ -162,6 +169,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'S': o->std = optarg; break;
 		case 'T': o->threshold = opt_double("--threshold", optarg, 0, 1e6); break;
 		case 'v': o->verbose = 1; break;
+		case 'F': o->test_flip = 1; break;
 		case 'm': o->model = optarg; break;
 		case 'o': o->out = optarg; break;
 		case 'e': c->epochs = (int)opt_long("--epochs", optarg, 1, 100000); break;
@@ -180,6 +188,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'W': c->warmup = (float)opt_double("--warmup", optarg, 0, 1000); break;
 		case 'p': c->aug.pad = (int)opt_long("--pad", optarg, 0, 64); break;
 		case 'x': c->aug.flip = 0; break;
+		case 'Z': c->smooth = (float)opt_double("--smooth", optarg, 0, 0.999); break;
 		case 's': o->seed = opt_long("--seed", optarg, 0, 0x7fffffffL); break;
 		case 'f': o->val_frac = opt_double("--val-frac", optarg, 0, 1); break;
 		case 'Y': o->split_seed = opt_long("--split-seed", optarg, 0, 0x7fffffffL); break;
@@ -251,7 +260,9 @@ cmd_init(const struct train_opts *o)
 	if (o->names)
 		read_names(m, o->names);
 	snprintf(seed, sizeof seed, "%ld", o->seed);
-	if (mea_model_set_info(m, "init-seed", seed, &e) || mea_model_check(m, &e) ||
+	if (mea_model_set_info(m, "init-seed", seed, &e) ||
+			(o->test_flip && mea_model_set_info(m, "test-flip", "1", &e)) ||
+			mea_model_check(m, &e) ||
 			mea_model_save(m, o->out, &e))
 		die_err(&e);
 	if (o->verbose)

@@ -9,6 +9,7 @@ static const char *const job_names[] = {"", "init", "full", "calibrate", "ext", 
 
 struct train_opts {
 	int job, verbose, quiet, resume, predictions;
+	int test_flip;         /* init: store info test-flip=1 */
 	long threads, seed, split_seed, stop_after;
 	const char *model, *out, *names, *mean, *std;
 	struct mea_arch arch;

@@ -643,6 +643,50 @@ mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e)
 	return 0;
 }
 
+/* Mirror every row of the first n images of the plan's input (node 0). */
+static void
+mirror_input(struct mea_plan *p, int n)
+{
+	const struct mea_node *in = &p->m->node[0];
+	float *x = p->val[p->owner[0]];
+	size_t rows = (size_t)n * (size_t)in->C * (size_t)in->H;
+
+	for (size_t r = 0; r < rows; r++)
+		for (float *a = x + r * (size_t)in->W, *b = a + in->W - 1; a < b; a++, b--) {
+			float t = *a;
+			*a = *b;
+			*b = t;
+		}
+}
+
+/* The mirrored pass runs first so that every other output the caller
+ * reads (the feature map mea-ext needs, say) is that of the image as
+ * given; mirroring twice restores the input exactly. */
+int
+mea_plan_forward_tta(struct mea_plan *p, int n, int out, struct mea_err *e)
+{
+	size_t len;
+	float *y, *keep;
+	int rc;
+
+	if (!mea_model_test_flip(p->m))
+		return mea_plan_forward(p, n, e);
+	if (!(y = mea_plan_value(p, out)))
+		return mea_errf(e, MEA_E_ARG, "node %d is not an output of the plan", out);
+	len = (size_t)n * per_image(&p->m->node[out]);
+	if (!(keep = malloc(len * sizeof *keep)))
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	mirror_input(p, n);
+	rc = mea_plan_forward(p, n, e);
+	memcpy(keep, y, len * sizeof *keep);
+	mirror_input(p, n);
+	if (!rc && !(rc = mea_plan_forward(p, n, e)))
+		for (size_t i = 0; i < len; i++)
+			y[i] = 0.5f * (y[i] + keep[i]);
+	free(keep);
+	return rc;
+}
+
 /* ------------------------------------------------------------ backward */
 
 /*
@@ -729,12 +773,12 @@ mea_plan_param_grad(struct mea_plan *p, int t)
 }
 
 float
-mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels)
+mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels, float smooth)
 {
 	const struct mea_node *n = &p->m->node[node];
 	float *g = mea_plan_grad(p, node);
 
-	return mea_xent(p->n, (int)per_image(n), p->val[p->owner[node]], labels, g);
+	return mea_xent(p->n, (int)per_image(n), p->val[p->owner[node]], labels, smooth, g);
 }
 
 /* The gradient of a parameter slot, NULL when the node has no such slot. */

@@ -991,6 +991,14 @@ mea_model_get_info(const struct mea_model *m, const char *key)
 }
 
 int
+mea_model_test_flip(const struct mea_model *m)
+{
+	const char *v = mea_model_get_info(m, "test-flip");
+
+	return v && strcmp(v, "1") == 0;
+}
+
+int
 mea_model_find_node(const struct mea_model *m, const char *name)
 {
 	for (int i = 0; i < m->nnodes; i++)

@@ -200,6 +200,10 @@ int mea_model_set_class_name(struct mea_model *m, int k, const char *name,
 int mea_model_set_info(struct mea_model *m, const char *key, const char *value,
 		struct mea_err *e);
 const char *mea_model_get_info(const struct mea_model *m, const char *key);
+/* 1 when the model's info "test-flip" is "1": its class scores are the
+ * mean over the image and its mirror image (see mea_plan_forward_tta),
+ * which doubles the MACs of its main block per image. */
+int mea_model_test_flip(const struct mea_model *m);
 
 /* Random initialisation of the tensors of the blocks in mask
  * (MEA_BLOCK_BIT...), reproducible from seed: convolutions Kaiming-normal
@@ -295,14 +299,21 @@ float *mea_plan_value(struct mea_plan *p, int node);
 /* Run forward on the first n images (1 <= n <= batch) of the inputs. */
 int mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e);
 
+/* mea_plan_forward, and when the model asks for test-time flips
+ * (mea_model_test_flip) node out's values become the mean of those of
+ * the images and of their mirror images; the other outputs are those of
+ * the images as given.  Costs two passes. */
+int mea_plan_forward_tta(struct mea_plan *p, int n, int out, struct mea_err *e);
+
 /* Training plans only.  Zero every activation and parameter gradient. */
 void mea_plan_zero_grad(struct mea_plan *p);
 /* The gradient buffer of a node's value (same layout as its value), NULL
  * when no trained parameter lies upstream of it. */
 float *mea_plan_grad(struct mea_plan *p, int node);
-/* Mean cross-entropy of node's output [n][K] against labels[n]; adds its
- * gradient into the node's gradient buffer. */
-float mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels);
+/* Mean cross-entropy of node's output [n][K] against labels[n], with
+ * label smoothing `smooth` (0: none); adds its gradient into the node's
+ * gradient buffer. */
+float mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels, float smooth);
 /* Backward pass of the last forward: propagates the gradients set on the
  * wanted nodes and adds into the parameter gradients. */
 int mea_plan_backward(struct mea_plan *p, struct mea_err *e);

@@ -799,13 +799,17 @@ mea_entropy(int K, const float *p)
 	return (float)h;
 }
 
-/* loss_n = logsumexp(x_n) - x_n[label]; the gradient of the mean is
- * (softmax - onehot) / N.  An out-of-range label makes the loss NaN and
- * contributes no gradient, rather than reading outside the row. */
+/* loss_n = logsumexp(x_n) - sum_k q_k x_n[k], with the target q the
+ * one-hot label smoothed towards uniform: q_k = (1 - smooth) [k == label]
+ * + smooth / K (Szegedy et al. 2016).  The gradient of the mean is
+ * (softmax - q) / N.  smooth = 0 is plain cross-entropy, computed the
+ * same way as before smoothing existed so old runs repeat bit for bit.
+ * An out-of-range label makes the loss NaN and contributes no gradient,
+ * rather than reading outside the row. */
 float
-mea_xent(int N, int K, const float *x, const int32_t *labels, float *dx)
+mea_xent(int N, int K, const float *x, const int32_t *labels, float smooth, float *dx)
 {
-	double loss = 0;
+	double loss = 0, off = (double)smooth / K, on = 1.0 - smooth + off;
 
 	for (int n = 0; n < N; n++) {
 		const float *xr = x + (size_t)n * K;
@@ -818,16 +822,22 @@ mea_xent(int N, int K, const float *x, const int32_t *labels, float *dx)
 		for (int k = 1; k < K; k++)
 			if (xr[k] > mx)
 				mx = xr[k];
-		double s = 0;
+		double s = 0, qx = 0;
 		for (int k = 0; k < K; k++)
 			s += exp((double)xr[k] - mx);
 		double lse = mx + log(s);
-		loss += lse - xr[y];
+		if (smooth == 0)
+			qx = xr[y];
+		else
+			for (int k = 0; k < K; k++)
+				qx += (k == y ? on : off) * xr[k];
+		loss += lse - qx;
 		if (dx) {
 			float *dr = dx + (size_t)n * K;
 			for (int k = 0; k < K; k++) {
 				double pk = exp((double)xr[k] - lse);
-				dr[k] += (float)((pk - (k == y)) / N);
+				double qk = smooth == 0 ? (k == y) : (k == y ? on : off);
+				dr[k] += (float)((pk - qk) / N);
 			}
 		}
 	}

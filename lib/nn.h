@@ -172,9 +172,11 @@ void mea_fc_backward(int N, int in, int out, const float *x, const float *w,
 void mea_softmax(int N, int K, const float *x, float *p);
 /* Entropy in nats of one probability vector (0 log 0 = 0). */
 float mea_entropy(int K, const float *p);
-/* Mean cross-entropy of logits x[N][K] against labels[N] (0..K-1); when
- * dx is not NULL, dx += (softmax(x) - onehot) / N. */
-float mea_xent(int N, int K, const float *x, const int32_t *labels, float *dx);
+/* Mean cross-entropy of logits x[N][K] against labels[N] (0..K-1), the
+ * one-hot target smoothed to (1 - smooth) onehot + smooth / K; when dx is
+ * not NULL, dx += (softmax(x) - target) / N. */
+float mea_xent(int N, int K, const float *x, const int32_t *labels, float smooth,
+		float *dx);
 
 /* ---------------------------------------------------------- optimiser */
 

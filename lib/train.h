@@ -102,6 +102,7 @@ struct mea_train_cfg {
 	float milestones[8];   /* fractions of the schedule, e.g. 0.5 0.75 */
 	float gamma;           /* step factor, e.g. 0.1 */
 	float warmup;          /* epochs of linear warm-up from lr/10 */
+	float smooth;          /* label smoothing, 0 for plain cross-entropy */
 	struct mea_augment aug;
 	uint64_t seed;
 	int mask;              /* MEA_BLOCK_BIT()s of the blocks to train */

@@ -125,7 +125,7 @@ train_epoch(struct run *r, int epoch, const int32_t *base, int32_t *order, size_
 		if (mea_plan_forward(r->plan, nb, e))
 			return e->code;
 		mea_plan_zero_grad(r->plan);
-		loss = mea_plan_xent(r->plan, c->out_node, r->y);
+		loss = mea_plan_xent(r->plan, c->out_node, r->y, c->smooth);
 		if (!isfinite(loss))
 			return mea_errf(e, MEA_E_FORMAT, "epoch %d, step %zu: loss is %g; stopping",
 					epoch + 1, s + 1, loss);
@@ -226,7 +226,7 @@ mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		const float *out;
 		mea_dataset_batch(ds, idx + i, nb, m->mean, m->std, NULL, NULL,
 				mea_plan_value(plan, 0), NULL);
-		if ((rc = mea_plan_forward(plan, nb, e)))
+		if ((rc = mea_plan_forward_tta(plan, nb, out_node, e)))
 			break;
 		out = mea_plan_value(plan, out_node);
 		for (int b = 0; b < nb; b++) {

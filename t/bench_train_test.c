@@ -128,7 +128,7 @@ main(int argc, char **argv)
 		check(mea_plan_forward(p, batch, &e), &e);
 		if (!infer) {
 			mea_plan_zero_grad(p);
-			mea_plan_xent(p, m->node_logits, y);
+			mea_plan_xent(p, m->node_logits, y, 0);
 			check(mea_plan_backward(p, &e), &e);
 			sgd(m, p);
 		}

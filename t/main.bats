@@ -77,6 +77,34 @@ setup() {
 	[[ $output != *feat* ]]
 }
 
+# One random 28x28 image as a record, then (with "mirror") its mirror image.
+image_record() {
+	awk -v mirror="$1" 'BEGIN { srand(3); for (i = 0; i < 784; i++) v[i] = int(rand() * 256)
+		printf "tensor image u8 1,28,28"
+		for (r = 0; r < 28; r++) for (c = 0; c < 28; c++)
+			printf " %d", v[r * 28 + (mirror ? 27 - c : c)]
+		print "\nend" }' | mkrec_test
+}
+
+@test "mea-main: a --test-flip model scores an image and its mirror image alike, at twice the MACs" {
+	mea-train --init -a resnet8 -i 1x28x28 -k 10 -s 2 -F -o "$S/flip.mea-model"
+	image_record 0 > "$S/a.mea"
+	image_record 1 > "$S/b.mea"
+	for m in plain flip; do
+		[ $m = plain ] && model=$D/plain.mea-model || model=$S/flip.mea-model
+		mea-main -m "$model" --cloud < "$S/a.mea" > "$S/a-$m.mea"
+		mea-main -m "$model" --cloud < "$S/b.mea" > "$S/b-$m.mea"
+	done
+	# the plain model tells the two apart; the flipping one cannot
+	run model_test cmp cloud_logits "$S/a-plain.mea" "$S/b-plain.mea" 1e-6
+	[ "$status" -ne 0 ]
+	model_test cmp cloud_logits "$S/a-flip.mea" "$S/b-flip.mea" 0
+	[[ $(mkrec_test -p < "$S/a-flip.mea") == *"macs_cloud   18691840"* ]]
+	run --separate-stderr mea-train --init -a resnet8 -i 1x28x28 -k 10 -E -F -o "$S/x.mea-model"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--test-flip is for whole classifiers"* ]]
+}
+
 @test "mea-main: macs_edge adds to what earlier stages spent" {
 	mea-main -m "$D/plain.mea-model" < "$D/recs.mea" |
 		mea-main -m "$D/plain.mea-model" > "$S/out.mea"

@@ -492,7 +492,7 @@ loss_of(struct mea_plan *p, int out, const float *x, int N, const int32_t *y)
 	memcpy(mea_plan_value(p, 0), x, (size_t)N * 60 * sizeof *x);
 	check(mea_plan_forward(p, N, &e), &e);
 	mea_plan_zero_grad(p);
-	return mea_plan_xent(p, out, y);
+	return mea_plan_xent(p, out, y, 0);
 }
 
 /* meanet: train the adaptive and extension blocks of the tiny MEANet with

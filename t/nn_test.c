@@ -1069,6 +1069,7 @@ struct xentctx {
 	int N, K;
 	double *x;
 	const int32_t *lab;
+	double smooth;
 };
 
 static double
@@ -1083,7 +1084,11 @@ xent_loss(void *p)
 			m = fmax(m, r[k]);
 		for (int k = 0; k < c->K; k++)
 			z += exp(r[k] - m);
-		s += m + log(z) - r[c->lab[n]];
+		/* - sum_k q_k log p_k with q = (1 - smooth) onehot + smooth / K */
+		for (int k = 0; k < c->K; k++) {
+			double q = (k == c->lab[n]) * (1 - c->smooth) + c->smooth / c->K;
+			s -= q * (r[k] - m - log(z));
+		}
 	}
 	return s / c->N;
 }
@@ -1100,19 +1105,29 @@ test_xent(void)
 		lab[i] = (int32_t)rbelow((size_t)K);
 	for (int k = 0; k < K; k++)
 		x[k] += 500;   /* stability */
-	struct xentctx c = {N, K, todouble(x, n), lab};
+	struct xentctx c = {N, K, todouble(x, n), lab, 0};
 
-	float l = mea_xent(N, K, x, lab, dx);
+	float l = mea_xent(N, K, x, lab, 0, dx);
 	double lr = xent_loss(&c);
 	check(fabs(l - lr) < 1e-5 * fmax(1, fabs(lr)), G, "loss %.6f vs %.6f", l, lr);
 	double e = gradcheck(xent_loss, &c, c.x, n, dx, dx0, 1e-4, 1000);
 	check(e < 1e-4, G, "gradient (softmax - onehot) / N: err %.2g", e);
-	float l2 = mea_xent(N, K, x, lab, NULL);
+	float l2 = mea_xent(N, K, x, lab, 0, NULL);
 	check(l2 == l, G, "loss without gradient");
 	int32_t badlab[6];
 	memcpy(badlab, lab, sizeof lab);
 	badlab[3] = K;
-	check(isnan(mea_xent(N, K, x, badlab, NULL)), G, "out-of-range label gives NaN");
+	check(isnan(mea_xent(N, K, x, badlab, 0, NULL)), G, "out-of-range label gives NaN");
+
+	/* Label smoothing: the loss against the smoothed target, and its
+	 * gradient (softmax - target) / N. */
+	c.smooth = 0.1;
+	memcpy(dx, dx0, n * sizeof *dx);
+	l = mea_xent(N, K, x, lab, 0.1f, dx);
+	lr = xent_loss(&c);
+	check(fabs(l - lr) < 1e-5 * fmax(1, fabs(lr)), G, "smoothed loss %.6f vs %.6f", l, lr);
+	e = gradcheck(xent_loss, &c, c.x, n, dx, dx0, 1e-4, 1000);
+	check(e < 1e-4, G, "smoothed gradient: err %.2g", e);
 	free(x), free(dx), free(dx0), free(c.x);
 }
 

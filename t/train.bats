@@ -44,6 +44,22 @@ setup_file() {
 	[[ $stderr == "mea-train: $X/other.mea-model: was trained with '"*"batch=32"*"', not '"*"batch=64"* ]]
 }
 
+@test "mea-train: --smooth trains towards smoothed labels and a resume must keep it" {
+	mea-train -j full -m "$X/init.mea-model" -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		-Z 0.1 < "$X/train.mea"
+	mea-train -j full -m "$X/init.mea-model" -o "$X/plain1.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		< "$X/train.mea"
+	! cmp -s "$X/smooth.mea-model" "$X/plain1.mea-model"
+	run --separate-stderr mea-train -j full -r -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 \
+		< "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"smooth=0.1', not '"* ]]
+	run --separate-stderr mea-train -j full -r -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 \
+		-Z 0.1 < "$X/train.mea"
+	[ "$status" -eq 0 ]
+	[[ ${stderr_lines[0]} == "epoch 2/3 "* ]]
+}
+
 @test "mea-train: calibration stores the hardest half of the classes and T" {
 	run --separate-stderr mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal.mea-model" \
 		-f 0.2 -C 0.25 < "$X/train.mea"
