@@ -124,6 +124,8 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 	/* Only when used, so that runs from before smoothing still resume. */
 	if (c->smooth != 0)
 		snprintf(buf + strlen(buf), n - strlen(buf), " smooth=%g", c->smooth);
+	if (c->workers > 1)
+		snprintf(buf + strlen(buf), n - strlen(buf), " threads=%d", c->workers);
 }
 
 static int
@@ -140,6 +142,10 @@ cmd_train(void)
 
 	read_data(&ds, m->nclasses);
 	split(&ds, &tr, &ntr, &val, &nval);
+	/* Training threads split each batch (lib/trainer.c); OpenBLAS's
+	 * own threads would only compete with them. */
+	opt.cfg.workers = cli_threads(opt.threads);
+	mea_set_threads(1);
 	opt.cfg.mask = MEA_BLOCK_BIT(MEA_BLOCK_MAIN);
 	opt.cfg.out_node = m->node_logits;
 	if (opt.job == JOB_EXT) {

@@ -58,6 +58,7 @@ struct mea_plan {
 	int batch, n;         /* largest batch; images in the last forward */
 	int slice;            /* images per pass through the steps (see forward) */
 	int training;         /* any step trains */
+	int keep_stats;       /* training bn does not update running statistics */
 	int *owner;           /* node -> node owning the buffer of its value */
 	unsigned char *pinned, *needgrad;
 	unsigned char *stale;  /* grad[v] stands for zeros, holds garbage (see zero_grad) */
@@ -507,6 +508,7 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 		return mea_errf(e, MEA_E_NOMEM, "out of memory");
 	p->m = m;
 	p->batch = o->batch;
+	p->keep_stats = o->keep_stats;
 	p->owner = malloc(nn * sizeof *p->owner);
 	p->pinned = calloc(nn, 1);
 	p->needgrad = calloc(nn, 1);
@@ -599,7 +601,8 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 		if (st->train) {
 			mea_bn_forward_train_act(N, n->C, n->H * n->W, x, g, be, n->eps,
 					n->momentum, act != 0, act_cap(act), y, p->save + st->save,
-					p->save + st->save + n->C, rm, rv);
+					p->save + st->save + n->C, p->keep_stats ? NULL : rm,
+					p->keep_stats ? NULL : rv);
 			act = 0;
 		} else
 			mea_bn_forward_infer(N, n->C, n->H * n->W, x, g, be, rm, rv, n->eps, y);

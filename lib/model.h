@@ -278,6 +278,8 @@ struct mea_plan_opts {
 	int noutputs;          /* nodes whose values the caller wants */
 	int output[4];
 	int train_mask;        /* MEA_BLOCK_BIT()s of blocks to train; 0 = inference */
+	int keep_stats;        /* training: leave bn running statistics alone (the
+	                          second and later plans of a data-parallel step) */
 };
 
 struct mea_plan;

@@ -107,6 +107,7 @@ struct mea_train_cfg {
 	uint64_t seed;
 	int mask;              /* MEA_BLOCK_BIT()s of the blocks to train */
 	int out_node;          /* the node whose output the loss reads */
+	int workers;           /* data-parallel threads (see trainer.c); 0 or 1: one */
 };
 
 struct mea_train_status {

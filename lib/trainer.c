@@ -9,6 +9,7 @@
  * bit for bit, for the same thread count.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -82,16 +83,133 @@ argmax(const float *x, int K)
 	return best;
 }
 
+/*
+ * Data parallelism.  With W workers a batch is cut into W contiguous
+ * parts; worker k runs forward and backward of its part on a plan of its
+ * own, in a thread of its own (every OpenBLAS call single-threaded), and
+ * the parameter gradients are combined, weighted by the parts' sizes,
+ * into worker 0's before one SGD step.  For the small convolutions of
+ * these models this is what a second core is good for: OpenBLAS's own
+ * threads barely help them.  Two things differ from one worker, so a
+ * result depends on W (and repeats for the same W): batch normalisation
+ * uses each part's statistics, as data-parallel training on several GPUs
+ * does, and only worker 0's part updates the running statistics.  With
+ * one worker the step is exactly the plain one.
+ */
+struct worker {
+	struct mea_plan *plan;
+	const struct mea_train_cfg *c;
+	const float *x;        /* its part of the batch, and its labels */
+	const int32_t *y;
+	size_t plane;          /* floats per image */
+	int n;
+	float loss;
+	int rc;
+	struct mea_err err;
+	pthread_t tid;
+	int started;           /* tid is a running thread to join */
+};
+
 struct run {
 	struct mea_model *m;
 	const struct mea_dataset *ds;
 	const struct mea_train_cfg *c;
 	const int32_t *remap;
-	struct mea_plan *plan;
+	struct worker *w;
+	int nw;
 	float *x;
 	int32_t *y;
 	int K;
 };
+
+static void *
+worker_step(void *arg)
+{
+	struct worker *w = arg;
+
+	memcpy(mea_plan_value(w->plan, 0), w->x, (size_t)w->n * w->plane * sizeof(float));
+	if ((w->rc = mea_plan_forward(w->plan, w->n, &w->err)))
+		return NULL;
+	mea_plan_zero_grad(w->plan);
+	w->loss = mea_plan_xent(w->plan, w->c->out_node, w->y, w->c->smooth);
+	if (isfinite(w->loss))
+		w->rc = mea_plan_backward(w->plan, &w->err);
+	return NULL;
+}
+
+/* Worker 0's parameter gradients become the batch's: the parts' mean
+ * gradients weighted by their shares of the batch. */
+static void
+combine_grads(struct run *r, int nb)
+{
+	struct mea_model *m = r->m;
+
+	for (int t = 0; t < m->ntensors; t++) {
+		float *g0 = mea_plan_param_grad(r->w[0].plan, t);
+		float f0 = (float)r->w[0].n / (float)nb;
+		if (m->tensor[t].kind != MEA_TK_PARAM || !g0)
+			continue;
+		for (size_t i = 0; i < m->tensor[t].nelem; i++)
+			g0[i] *= f0;
+		for (int k = 1; k < r->nw; k++) {
+			const float *g = mea_plan_param_grad(r->w[k].plan, t);
+			float f = (float)r->w[k].n / (float)nb;
+			if (r->w[k].n == 0 || !g)
+				continue;
+			for (size_t i = 0; i < m->tensor[t].nelem; i++)
+				g0[i] += f * g[i];
+		}
+	}
+}
+
+/* Forward and backward of the nb images in r->x, r->y on every worker,
+ * worker 0 in this thread; *loss is the batch's mean loss. */
+static int
+parallel_step(struct run *r, int nb, float *loss, struct mea_err *e)
+{
+	int off = 0;
+
+	for (int k = 0; k < r->nw; k++) {
+		struct worker *w = &r->w[k];
+		w->n = nb / r->nw + (k < nb % r->nw);
+		w->x = r->x + (size_t)off * w->plane;
+		w->y = r->y + off;
+		w->rc = 0;
+		w->loss = 0;
+		off += w->n;
+		w->started = k > 0 && w->n > 0 && pthread_create(&w->tid, NULL, worker_step, w) == 0;
+		if (k > 0 && w->n > 0 && !w->started)
+			w->rc = mea_errf(&w->err, MEA_E_NOMEM, "cannot start a training thread");
+	}
+	worker_step(&r->w[0]);
+	for (int k = 1; k < r->nw; k++)
+		if (r->w[k].started)
+			pthread_join(r->w[k].tid, NULL);
+	*loss = r->nw == 1 ? r->w[0].loss : 0;
+	for (int k = 0; k < r->nw; k++) {
+		if (r->w[k].rc) {
+			*e = r->w[k].err;
+			return r->w[k].rc;
+		}
+		if (r->nw > 1)
+			*loss += r->w[k].loss * (float)r->w[k].n / (float)nb;
+	}
+	if (r->nw > 1)
+		combine_grads(r, nb);
+	return MEA_OK;
+}
+
+/* Hits of worker k's part against its labels. */
+static double
+worker_hits(const struct run *r, const struct worker *w)
+{
+	const float *out = mea_plan_value(w->plan, r->c->out_node);
+	double hits = 0;
+
+	for (int i = 0; i < w->n; i++)
+		hits += argmax(out + (size_t)i * r->K, r->K) == w->y[i];
+	return hits;
+}
 
 /* One epoch over the images in base[0..n-1].  Its order is drawn afresh
  * from base, not from the previous epoch's order, so that epoch k depends
@@ -113,28 +231,22 @@ train_epoch(struct run *r, int epoch, const int32_t *base, int32_t *order, size_
 	for (size_t s = 0; s < steps; s++) {
 		int nb = (size_t)c->batch < n ? c->batch : (int)n;
 		double lr = mea_train_lr(c, (size_t)epoch * steps + s, steps);
-		float loss, *out;
+		float loss;
+		int rc;
 
 		mea_dataset_batch(r->ds, order + s * (size_t)c->batch, nb, r->m->mean, r->m->std,
 				&c->aug, &rng, r->x, r->y);
 		if (r->remap)
 			for (int i = 0; i < nb; i++)
 				r->y[i] = r->remap[r->y[i]];
-		memcpy(mea_plan_value(r->plan, 0), r->x,
-				(size_t)nb * r->ds->C * r->ds->H * r->ds->W * sizeof(float));
-		if (mea_plan_forward(r->plan, nb, e))
-			return e->code;
-		mea_plan_zero_grad(r->plan);
-		loss = mea_plan_xent(r->plan, c->out_node, r->y, c->smooth);
+		if ((rc = parallel_step(r, nb, &loss, e)))
+			return rc;
 		if (!isfinite(loss))
 			return mea_errf(e, MEA_E_FORMAT, "epoch %d, step %zu: loss is %g; stopping",
 					epoch + 1, s + 1, loss);
-		if (mea_plan_backward(r->plan, e))
-			return e->code;
-		sgd_step(r->m, r->plan, c, (float)lr);
-		out = mea_plan_value(r->plan, c->out_node);
-		for (int i = 0; i < nb; i++)
-			hits += argmax(out + (size_t)i * r->K, r->K) == r->y[i];
+		sgd_step(r->m, r->w[0].plan, c, (float)lr);
+		for (int k = 0; k < r->nw; k++)
+			hits += worker_hits(r, &r->w[k]);
 		loss_sum += (double)loss * nb;
 		seen += nb;
 		if (cb) {
@@ -152,13 +264,46 @@ train_epoch(struct run *r, int epoch, const int32_t *base, int32_t *order, size_
 	return MEA_OK;
 }
 
+static void
+free_workers(struct run *r)
+{
+	for (int k = 0; k < r->nw; k++)
+		mea_plan_free(r->w[k].plan);
+	free(r->w);
+}
+
+/* One plan per worker, each for its largest part of a batch. */
+static int
+make_workers(struct run *r, struct mea_err *e)
+{
+	const struct mea_train_cfg *c = r->c;
+	struct mea_plan_opts po = {0};
+	int rc = MEA_OK, nw = c->workers > 1 ? (c->workers < c->batch ? c->workers : c->batch) : 1;
+
+	if (!(r->w = calloc((size_t)nw, sizeof *r->w)))
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	r->nw = nw;
+	po.batch = c->batch / r->nw + (c->batch % r->nw != 0);
+	po.ninputs = 1;
+	po.input[0] = 0;
+	po.noutputs = 1;
+	po.output[0] = c->out_node;
+	po.train_mask = c->mask;
+	for (int k = 0; k < r->nw && !rc; k++) {
+		r->w[k].c = c;
+		r->w[k].plane = (size_t)r->ds->C * r->ds->H * r->ds->W;
+		po.keep_stats = k > 0;
+		rc = mea_plan_new(&r->w[k].plan, r->m, &po, e);
+	}
+	return rc;
+}
+
 int
 mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		size_t n, const int32_t *remap, const struct mea_train_cfg *c,
 		int first_epoch, mea_train_cb *cb, void *ctx, struct mea_err *e)
 {
-	struct mea_plan_opts po = {0};
-	struct run r = {m, ds, c, remap, NULL, NULL, NULL, 0};
+	struct run r = {.m = m, .ds = ds, .c = c, .remap = remap};
 	int32_t *base = NULL, *order = NULL;
 	size_t nsel, plane = (size_t)ds->C * ds->H * ds->W;
 	int rc, stopped = 0;
@@ -177,12 +322,6 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		free(base);
 		return mea_errf(e, MEA_E_FORMAT, "no training images (none of the selected classes)");
 	}
-	po.batch = c->batch;
-	po.ninputs = 1;
-	po.input[0] = 0;
-	po.noutputs = 1;
-	po.output[0] = c->out_node;
-	po.train_mask = c->mask;
 	r.K = m->node[c->out_node].C;
 	r.x = malloc((size_t)c->batch * plane * sizeof *r.x);
 	r.y = malloc((size_t)c->batch * sizeof *r.y);
@@ -190,10 +329,10 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	if (!r.x || !r.y || !order)
 		rc = mea_errf(e, MEA_E_NOMEM, "out of memory for a batch of %d", c->batch);
 	else
-		rc = mea_plan_new(&r.plan, m, &po, e);
+		rc = make_workers(&r, e);
 	for (int ep = first_epoch; !rc && !stopped && ep < c->epochs; ep++)
 		rc = train_epoch(&r, ep, base, order, nsel, t0, cb, ctx, &stopped, e);
-	mea_plan_free(r.plan);
+	free_workers(&r);
 	free(r.x);
 	free(r.y);
 	free(base);

@@ -19,8 +19,11 @@ SEED=1
 EDGE_ARCH="-a resnet20 -w 1"
 EDGE_EPOCHS=12
 EXT_EPOCHS=8
-CLOUD_ARCH="-a resnet8 -w 3.5"
+# The cloud model scores each image and its mirror image (-F) and learns
+# from smoothed labels (-Z).
+CLOUD_ARCH="-a resnet20 -w 2 -F"
 CLOUD_EPOCHS=8
+CLOUD_OPTS="-Z 0.1"
 COMMON="-s $SEED -f 0.1 -Y 1 -t 1"
 
 data() {
@@ -30,17 +33,15 @@ data() {
 	[ -s "$W/test.mea" ] || mv "$W/test.mea.$$" "$W/test.mea"
 }
 
-# train JOB IN OUT EPOCHS: run one training job, logging; a job that has
-# a checkpoint is resumed (-r), and one that has finished only rewrites
-# the same bytes.
+# train JOB IN OUT EPOCHS [OPTIONS]: run one training job, logging; a job
+# that has a checkpoint is resumed (-r), and one that has finished only
+# rewrites the same bytes.  OPTIONS come after the common ones and so
+# override them.
 train() {
 	job=$1 in=$2 out=$3 epochs=$4
+	shift 4
 	log="$out.log"
-	if [ -s "$out" ]; then
-		set -- -r
-	else
-		set --
-	fi
+	[ ! -s "$out" ] || set -- "$@" -r
 	start=$(date +%s)
 	echo "+ mea-train -j $job -m $in -o $out -e $epochs $COMMON $*" >> "$log"
 	"$BIN/mea-train" -j "$job" -m "$in" -o "$out" -e "$epochs" $COMMON "$@" \
@@ -63,7 +64,7 @@ cloud() {
 	data
 	[ -s "$W/cloud-init.mea-model" ] || "$BIN/mea-train" --init $CLOUD_ARCH -i 1x28x28 -k 10 \
 		-N share/fashion-mnist.classes -s $SEED -o "$W/cloud-init.mea-model"
-	train full "$W/cloud-init.mea-model" "$W/cloud.mea-model" $CLOUD_EPOCHS
+	train full "$W/cloud-init.mea-model" "$W/cloud.mea-model" $CLOUD_EPOCHS $CLOUD_OPTS
 	cp "$W/cloud.mea-model" weights/fmnist-cloud.mea-model
 }
 

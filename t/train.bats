@@ -60,6 +60,25 @@ setup_file() {
 	[[ ${stderr_lines[0]} == "epoch 2/3 "* ]]
 }
 
+@test "mea-train: --threads 2 splits each batch, repeats itself and resumes exactly" {
+	mea-train -j full -m "$X/init.mea-model" -o "$X/t2.mea-model" -e 3 -b 32 -f 0.2 -q -t 2 \
+		< "$X/train.mea"
+	mea-train -j full -m "$X/init.mea-model" -o "$X/t2b.mea-model" -e 3 -b 32 -f 0.2 -q -t 2 -X 2 \
+		< "$X/train.mea"
+	mea-train -j full -r -o "$X/t2b.mea-model" -e 3 -b 32 -f 0.2 -q -t 2 < "$X/train.mea"
+	cmp "$X/t2.mea-model" "$X/t2b.mea-model"
+	# per-part batch statistics: not the one-thread result, and a resume
+	# must keep the thread count
+	! cmp -s "$X/t2.mea-model" "$X/main.mea-model"
+	run --separate-stderr mea-train -j full -r -o "$X/t2.mea-model" -e 3 -b 32 -f 0.2 \
+		< "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"threads=2', not '"* ]]
+	# and it still learns: held-out accuracy well above chance
+	run mea-train -j eval -m "$X/t2.mea-model" < "$X/test.mea"
+	awk '/^main/ { exit !($2 > 0.3) }' <<< "$output"
+}
+
 @test "mea-train: calibration stores the hardest half of the classes and T" {
 	run --separate-stderr mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal.mea-model" \
 		-f 0.2 -C 0.25 < "$X/train.mea"
