@@ -20,10 +20,11 @@ EDGE_ARCH="-a resnet20 -w 1"
 EDGE_EPOCHS=12
 EXT_EPOCHS=8
 # The cloud model scores each image and its mirror image (-F) and learns
-# from smoothed labels (-Z).
+# from smoothed labels (-Z), with two training threads (-t 2: the run
+# wants both cores to itself).
 CLOUD_ARCH="-a resnet20 -w 2 -F"
-CLOUD_EPOCHS=8
-CLOUD_OPTS="-Z 0.1"
+CLOUD_EPOCHS=12
+CLOUD_OPTS="-Z 0.1 -t 2"
 COMMON="-s $SEED -f 0.1 -Y 1 -t 1"
 
 data() {
