@@ -19,7 +19,8 @@
 #   3. Training: steps of ResNet-20 at 1x28x28, batch 128, on random data
 #      (t/bench_train_test: the step lib/trainer.c does, through mea_plan).
 #      A training step counts 3x the forward MACs (forward, then the input
-#      and weight gradients of backward).
+#      and weight gradients of backward).  Then mea-train itself on NTRAIN
+#      (1920) real images with one thread and with two (data-parallel).
 #   4. share/bench-decode.sh and share/bench-offload.sh.
 # Then a table, and the commands that reproduce each figure.
 #
@@ -132,6 +133,25 @@ awk -v rss="$(tail -n 1 "$tmp/time")" '/^train/ {
 	}' "$tmp/train" >> "$tmp/rows"
 echo
 
+# mea-train itself on both cores: data-parallel threads (-t 2) against one,
+# an epoch of NTRAIN real images (the time includes reading them and the
+# held-out evaluation of 1%, the same in both).
+NTRAIN=${NTRAIN:-1920}
+echo "== 3b. mea-train -j full, ResNet-20 1x28x28, $NTRAIN images, 1 and 2 threads"
+echo "+ mea-decode -n $NTRAIN train-images-idx3-ubyte.gz > train.mea"
+mea-decode -n "$NTRAIN" "$FMNIST/train-images-idx3-ubyte.gz" > "$tmp/train.mea"
+mea-train --init -a resnet20 -i 1x28x28 -k 10 -s 1 -o "$tmp/t.mea-model"
+for t in 1 2; do
+	echo "+ mea-train -j full -m t.mea-model -o out.mea-model -e 1 -f 0.01 -q -t $t < train.mea"
+	/usr/bin/time -f '%e' -o "$tmp/time.$t" \
+		mea-train -j full -m "$tmp/t.mea-model" -o "$tmp/out.mea-model" -e 1 -f 0.01 -q \
+		-t "$t" < "$tmp/train.mea"
+done
+awk -v a="$(tail -n 1 "$tmp/time.1")" -v b="$(tail -n 1 "$tmp/time.2")" -v n="$NTRAIN" \
+	'BEGIN { printf "    -t 1: %.1f s, %.0f images/s;  -t 2: %.1f s, %.0f images/s;  %.2fx\n",
+		a, n / a, b, n / b, a / b }' | tee "$tmp/threads"
+echo
+
 echo "+ bench_sgemm_test sgemm     (again, after the programs)"
 bench_sgemm_test sgemm | tee "$tmp/sgemm2"
 sgemm2=$(awk '/^sgemm/ { print $3 }' "$tmp/sgemm2")
@@ -163,6 +183,7 @@ awk -F'|' -v sg="$sgemm" '
 	}' "$tmp/rows"
 echo "(GFLOP/s from wall time, and from the CPU time of the same run; target: the"
 echo " share of SGEMM asked for by wall time; training counts 3x the forward MACs)"
+echo "mea-train on $(nproc) cores (3b):$(cat "$tmp/threads")"
 echo
 
 # --------------------------------------------- 4. decoding and offloading
