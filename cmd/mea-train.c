@@ -21,6 +21,7 @@
 #include "train_opts.h"
 
 static struct train_opts opt;
+static int threads;     /* -t, or MEA_THREADS, or 1 */
 
 /* ------------------------------------------------------------ progress */
 
@@ -64,7 +65,7 @@ on_step(void *ctx, const struct mea_train_status *st)
 		return 0;
 	double va = NAN;
 	if (mea_eval_accuracy(pr->m, pr->ds, pr->val, pr->nval, opt.cfg.out_node, pr->remap,
-			&va, &pr->err))
+			threads, &va, &pr->err))
 		return pr->failed = 1;
 	if (!opt.quiet)
 		fprintf(stderr, "%sepoch %d/%d loss %.4f acc %.4f held-out %.4f lr %.4f time %s left %s\n",
@@ -142,10 +143,7 @@ cmd_train(void)
 
 	read_data(&ds, m->nclasses);
 	split(&ds, &tr, &ntr, &val, &nval);
-	/* Training threads split each batch (lib/trainer.c); OpenBLAS's
-	 * own threads would only compete with them. */
-	opt.cfg.workers = cli_threads(opt.threads);
-	mea_set_threads(1);
+	opt.cfg.workers = threads;
 	opt.cfg.mask = MEA_BLOCK_BIT(MEA_BLOCK_MAIN);
 	opt.cfg.out_node = m->node_logits;
 	if (opt.job == JOB_EXT) {
@@ -203,7 +201,7 @@ cmd_calibrate(void)
 	split(&ds, &tr, &ntr, &val, &nval);
 	if (!(prec = malloc((size_t)m->nclasses * sizeof *prec)))
 		die(EXIT_IO, "out of memory");
-	if (mea_calibrate(m, &ds, val, nval, opt.share, prec, &rep, &e) ||
+	if (mea_calibrate(m, &ds, val, nval, opt.share, threads, prec, &rep, &e) ||
 			mea_model_save(m, opt.out, &e))
 		die_err(&e);
 	printf("held-out images  %zu\nmain accuracy    %.4f\n", rep.n, rep.accuracy);
@@ -243,7 +241,7 @@ cmd_eval(void)
 		die(EXIT_IO, "out of memory");
 	for (size_t i = 0; i < ds.n; i++)
 		idx[i] = (int32_t)i;
-	if (mea_eval_edge(m, &ds, idx, ds.n, &r, pm, ent, pe, &e))
+	if (mea_eval_edge(m, &ds, idx, ds.n, threads, &r, pm, ent, pe, &e))
 		die_err(&e);
 	/* Per image, for checking a pipeline against the model run whole. */
 	if (opt.predictions) {
@@ -281,7 +279,11 @@ main(int argc, char **argv)
 {
 	cli_init(argv[0]);
 	train_parse_args(&opt, argc, argv);
-	mea_set_threads(cli_threads(opt.threads));
+	/* Every job splits its work between its threads (training: each
+	 * batch; evaluation: the batches); OpenBLAS's own threads would only
+	 * compete with them, and give these small convolutions little. */
+	threads = cli_threads(opt.threads);
+	mea_set_threads(1);
 	switch (opt.job) {
 	case JOB_INIT: return close_stdout(cmd_init(&opt));
 	case JOB_CALIBRATE: return close_stdout(cmd_calibrate());

@@ -52,8 +52,8 @@ static const char usage_text[] =
 "  -C, --share F          calibrate: store the T for at most this cloud share\n"
 "  -r, --resume           continue the run saved in --output\n"
 "  -X, --stop-after N     end this run after N epochs (resume later)\n"
-"  -t, --threads N        threads (default MEA_THREADS or 1); training splits\n"
-"                         each batch between them\n"
+"  -t, --threads N        threads (default MEA_THREADS or 1): training splits\n"
+"                         each batch between them, evaluation the batches\n"
 "  -q, --quiet            no progress on stderr\n"
 "  -P, --predictions      eval: one line per image instead of the summary\n"
 "  -h, --help             this help;  -V, --version  the version\n";

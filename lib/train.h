@@ -141,9 +141,12 @@ int mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 
 /* Run node out_node of m in inference mode on images idx[0..n-1] and
  * store the argmax of each in pred[] and (when not NULL) the softmax
- * entropy in entropy[]. */
+ * entropy in entropy[].  Up to `threads` threads share the batches;
+ * each batch holds the same images whatever their number, so the
+ * answers do not depend on it (OpenBLAS should then be single-threaded,
+ * mea_set_threads(1)).  The other evaluations below pass it on. */
 int mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, int out_node, int batch, int32_t *pred, float *entropy,
+		size_t n, int out_node, int batch, int threads, int32_t *pred, float *entropy,
 		struct mea_err *e);
 
 /* What calibration measured on the held-out images. */
@@ -161,14 +164,15 @@ struct mea_calib_report {
  * share of the held-out images to the cloud.  precision[K] (may be NULL)
  * gets each class's precision. */
 int mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, double share, double *precision, struct mea_calib_report *rep,
-		struct mea_err *e);
+		size_t n, double share, int threads, double *precision,
+		struct mea_calib_report *rep, struct mea_err *e);
 
 /* The share of the images idx[0..n-1] that node out_node gets right,
  * in its own label space: labels go through remap (-1 leaves the image
  * out) when it is not NULL.  NAN when no image is left. */
 int mea_eval_accuracy(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, int out_node, const int32_t *remap, double *acc, struct mea_err *e);
+		size_t n, int out_node, const int32_t *remap, int threads, double *acc,
+		struct mea_err *e);
 
 /* Accuracy of a MEANet edge model on labelled images, without a cloud. */
 struct mea_edge_report {
@@ -183,5 +187,5 @@ struct mea_edge_report {
  * they get each image's main-block answer, its entropy and the edge's
  * answer. */
 int mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, struct mea_edge_report *rep, int32_t *main_pred, float *entropy,
-		int32_t *edge_pred, struct mea_err *e);
+		size_t n, int threads, struct mea_edge_report *rep, int32_t *main_pred,
+		float *entropy, int32_t *edge_pred, struct mea_err *e);

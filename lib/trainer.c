@@ -340,49 +340,101 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	return rc;
 }
 
-int
-mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, int out_node, int batch, int32_t *pred, float *entropy,
-		struct mea_err *e)
+/* Evaluation in threads: whole batches of the same images as with one
+ * thread, so the answers do not depend on the thread count. */
+struct eval_part {
+	struct mea_model *m;
+	const struct mea_dataset *ds;
+	const int32_t *idx;    /* its images */
+	size_t n;
+	int out_node, batch;
+	int32_t *pred;         /* its slots of the outputs */
+	float *entropy;
+	int rc;
+	struct mea_err err;
+	pthread_t tid;
+	int started;
+};
+
+static void *
+eval_part(void *arg)
 {
+	struct eval_part *t = arg;
+	struct mea_model *m = t->m;
 	struct mea_plan_opts po = {0};
 	struct mea_plan *plan = NULL;
-	int K = m->node[out_node].C, rc;
+	int K = m->node[t->out_node].C, batch = t->batch;
 	float *p = malloc((size_t)K * sizeof *p);
 
 	po.batch = batch;
 	po.ninputs = 1;
 	po.noutputs = 1;
-	po.output[0] = out_node;
-	if (!p)
-		return mea_errf(e, MEA_E_NOMEM, "out of memory");
-	if ((rc = mea_plan_new(&plan, m, &po, e))) {
-		free(p);
-		return rc;
+	po.output[0] = t->out_node;
+	if (!p) {
+		t->rc = mea_errf(&t->err, MEA_E_NOMEM, "out of memory");
+		return NULL;
 	}
-	for (size_t i = 0; i < n && !rc; i += (size_t)batch) {
-		int nb = n - i < (size_t)batch ? (int)(n - i) : batch;
+	if ((t->rc = mea_plan_new(&plan, m, &po, &t->err))) {
+		free(p);
+		return NULL;
+	}
+	for (size_t i = 0; i < t->n && !t->rc; i += (size_t)batch) {
+		int nb = t->n - i < (size_t)batch ? (int)(t->n - i) : batch;
 		const float *out;
-		mea_dataset_batch(ds, idx + i, nb, m->mean, m->std, NULL, NULL,
+		mea_dataset_batch(t->ds, t->idx + i, nb, m->mean, m->std, NULL, NULL,
 				mea_plan_value(plan, 0), NULL);
-		if ((rc = mea_plan_forward_tta(plan, nb, out_node, e)))
+		if ((t->rc = mea_plan_forward_tta(plan, nb, t->out_node, &t->err)))
 			break;
-		out = mea_plan_value(plan, out_node);
+		out = mea_plan_value(plan, t->out_node);
 		for (int b = 0; b < nb; b++) {
 			mea_softmax(1, K, out + (size_t)b * K, p);
-			pred[i + b] = argmax(p, K);
-			if (entropy)
-				entropy[i + b] = mea_entropy(K, p);
+			t->pred[i + b] = argmax(p, K);
+			if (t->entropy)
+				t->entropy[i + b] = mea_entropy(K, p);
 		}
 	}
 	mea_plan_free(plan);
 	free(p);
+	return NULL;
+}
+
+int
+mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
+		size_t n, int out_node, int batch, int threads, int32_t *pred, float *entropy,
+		struct mea_err *e)
+{
+	size_t nbatch = (n + (size_t)batch - 1) / (size_t)batch, first = 0;
+	int nt = threads < 1 ? 1 : (size_t)threads > nbatch ? (nbatch ? (int)nbatch : 1) : threads;
+	struct eval_part *t = calloc((size_t)nt, sizeof *t);
+	int rc = MEA_OK;
+
+	if (!t)
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	for (int k = 0; k < nt; k++) {
+		size_t last = nbatch * (size_t)(k + 1) / (size_t)nt;   /* its batches: first..last-1 */
+		size_t i0 = first * (size_t)batch, i1 = last * (size_t)batch < n ? last * (size_t)batch : n;
+		t[k] = (struct eval_part){ .m = m, .ds = ds, .idx = idx + i0, .n = i1 - i0,
+			.out_node = out_node, .batch = batch, .pred = pred + i0,
+			.entropy = entropy ? entropy + i0 : NULL };
+		first = last;
+		if (k > 0 && !(t[k].started = pthread_create(&t[k].tid, NULL, eval_part, &t[k]) == 0))
+			t[k].rc = mea_errf(&t[k].err, MEA_E_NOMEM, "cannot start an evaluation thread");
+	}
+	eval_part(&t[0]);
+	for (int k = 1; k < nt; k++)
+		if (t[k].started)
+			pthread_join(t[k].tid, NULL);
+	for (int k = 0; k < nt && !rc; k++)
+		if ((rc = t[k].rc))
+			*e = t[k].err;
+	free(t);
 	return rc;
 }
 
 int
 mea_eval_accuracy(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, int out_node, const int32_t *remap, double *acc, struct mea_err *e)
+		size_t n, int out_node, const int32_t *remap, int threads, double *acc,
+		struct mea_err *e)
 {
 	int32_t *sel = NULL, *pred = NULL;
 	size_t nsel = 0, hits = 0;
@@ -393,7 +445,7 @@ mea_eval_accuracy(struct mea_model *m, const struct mea_dataset *ds, const int32
 		free(sel);
 		return mea_errf(e, MEA_E_NOMEM, "out of memory");
 	}
-	rc = mea_eval(m, ds, sel, nsel, out_node, 128, pred, NULL, e);
+	rc = mea_eval(m, ds, sel, nsel, out_node, 128, threads, pred, NULL, e);
 	for (size_t i = 0; !rc && i < nsel; i++) {
 		int32_t y = ds->label[sel[i]];
 		hits += pred[i] == (remap ? remap[y] : y);
@@ -406,8 +458,8 @@ mea_eval_accuracy(struct mea_model *m, const struct mea_dataset *ds, const int32
 
 int
 mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, double share, double *precision, struct mea_calib_report *rep,
-		struct mea_err *e)
+		size_t n, double share, int threads, double *precision,
+		struct mea_calib_report *rep, struct mea_err *e)
 {
 	int K = m->nclasses, nhard = m->nhard > 0 ? m->nhard : K / 2, rc;
 	int32_t *pred = malloc((n ? n : 1) * sizeof *pred), *label = malloc((n ? n : 1) * sizeof *label);
@@ -422,7 +474,7 @@ mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 	if (!rc && n == 0)
 		rc = mea_errf(e, MEA_E_FORMAT, "no held-out images to calibrate on");
 	if (!rc)
-		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, pred, ent, e);
+		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, threads, pred, ent, e);
 	if (!rc) {
 		for (size_t i = 0; i < n; i++) {
 			label[i] = ds->label[idx[i]];
@@ -458,8 +510,8 @@ mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 
 int
 mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
-		size_t n, struct mea_edge_report *rep, int32_t *main_pred, float *entropy,
-		int32_t *edge_pred, struct mea_err *e)
+		size_t n, int threads, struct mea_edge_report *rep, int32_t *main_pred,
+		float *entropy, int32_t *edge_pred, struct mea_err *e)
 {
 	int32_t *pm = malloc((n ? n : 1) * sizeof *pm), *pe = malloc((n ? n : 1) * sizeof *pe);
 	float *ent = malloc((n ? n : 1) * sizeof *ent);
@@ -469,9 +521,9 @@ mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 	memset(rep, 0, sizeof *rep);
 	rc = !pm || !pe || !ent || !slot ? mea_errf(e, MEA_E_NOMEM, "out of memory") : MEA_OK;
 	if (!rc)
-		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, pm, ent, e);
+		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, threads, pm, ent, e);
 	if (!rc && ext)
-		rc = mea_eval(m, ds, idx, n, m->node_ext, 128, pe, NULL, e);
+		rc = mea_eval(m, ds, idx, n, m->node_ext, 128, threads, pe, NULL, e);
 	for (int k = 0; !rc && ext && k < m->nhard; k++)
 		slot[m->hard[k]] = k + 1;
 	for (size_t i = 0; !rc && i < n; i++) {

@@ -79,6 +79,18 @@ setup_file() {
 	awk '/^main/ { exit !($2 > 0.3) }' <<< "$output"
 }
 
+@test "mea-train: evaluation and calibration give the same answers with any thread count" {
+	mea-train -j eval -m "$X/main.mea-model" -P -t 1 < "$X/train.mea" > "$X/eval1"
+	mea-train -j eval -m "$X/main.mea-model" -P -t 3 < "$X/train.mea" > "$X/eval3"
+	[ "$(wc -l < "$X/eval1")" -eq 641 ]
+	cmp "$X/eval1" "$X/eval3"
+	mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal1.mea-model" -f 0.5 -t 1 \
+		< "$X/train.mea" > /dev/null
+	mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal2.mea-model" -f 0.5 -t 2 \
+		< "$X/train.mea" > /dev/null
+	cmp "$X/cal1.mea-model" "$X/cal2.mea-model"
+}
+
 @test "mea-train: calibration stores the hardest half of the classes and T" {
 	run --separate-stderr mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal.mea-model" \
 		-f 0.2 -C 0.25 < "$X/train.mea"
