@@ -94,7 +94,9 @@ argmax(const float *x, int K)
  * result depends on W (and repeats for the same W): batch normalisation
  * uses each part's statistics, as data-parallel training on several GPUs
  * does, and only worker 0's part updates the running statistics.  With
- * one worker the step is exactly the plain one.
+ * one worker the step is exactly the plain one.  Concurrent calls into
+ * OpenBLAS are safe in its threaded builds (Debian's pthread variant);
+ * one built with USE_THREAD=0 needs USE_LOCKING=1 for them (0.3.7 on).
  */
 struct worker {
 	struct mea_plan *plan;
