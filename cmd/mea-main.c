@@ -32,6 +32,7 @@ static struct mea_model *model;
 static struct mea_plan *plan;
 static struct mea_writer out;
 static int node_feat = -1;
+static int64_t macs;          /* per image: the main block, twice for a test-flip model */
 
 static void
 parse_args(int argc, char **argv)
@@ -99,8 +100,7 @@ flush(void)
 		attach(r, opt.cloud ? "cloud_logits" : "logits", model->node_logits, q.row[i]);
 		if (node_feat >= 0)
 			attach(r, "feat", node_feat, q.row[i]);
-		if (mea_field_add_int(r, opt.cloud ? "macs_cloud" : "macs_edge",
-				(int64_t)model->macs[MEA_BLOCK_MAIN] * (1 + mea_model_test_flip(model))) ||
+		if (mea_field_add_int(r, opt.cloud ? "macs_cloud" : "macs_edge", macs) ||
 				mea_field_set_float(r, opt.cloud ? "t_cloud" : "t_main", t))
 			die(EXIT_DATA, "%s: record %llu: too many fields", out.name,
 					(unsigned long long)(out.nrec + (uint64_t)i));
@@ -122,6 +122,7 @@ main(int argc, char **argv)
 	mea_set_threads(cli_threads(opt.threads));
 	if ((rc = mea_model_load(&model, opt.model, &e)))
 		die_err(&e);
+	macs = (int64_t)model->macs[MEA_BLOCK_MAIN] * (1 + mea_model_test_flip(model));
 	po.batch = (int)opt.batch;
 	po.output[0] = model->node_logits;
 	if (!opt.cloud && model->node_feat >= 0)

@@ -83,6 +83,44 @@ argmax(const float *x, int K)
 	return best;
 }
 
+/* The head of every piece of work given to fork_join. */
+struct job {
+	int rc;
+	struct mea_err err;
+	pthread_t tid;
+	int started;           /* tid is a running thread to join */
+};
+
+/* Run fn on the n items at items (each `size` bytes, starting with a
+ * struct job): items 1.. in threads of their own, item 0 in this one.
+ * The first failure, in item order, is returned and copied to *e. */
+static int
+fork_join(void *items, size_t size, int n, void *(*fn)(void *), struct mea_err *e)
+{
+	char *base = items;
+
+	for (int k = 1; k < n; k++) {
+		struct job *j = (struct job *)(base + (size_t)k * size);
+		j->started = pthread_create(&j->tid, NULL, fn, j) == 0;
+		if (!j->started)
+			j->rc = mea_errf(&j->err, MEA_E_NOMEM, "cannot start a thread");
+	}
+	fn(base);
+	for (int k = 1; k < n; k++) {
+		struct job *j = (struct job *)(base + (size_t)k * size);
+		if (j->started)
+			pthread_join(j->tid, NULL);
+	}
+	for (int k = 0; k < n; k++) {
+		struct job *j = (struct job *)(base + (size_t)k * size);
+		if (j->rc) {
+			*e = j->err;
+			return j->rc;
+		}
+	}
+	return MEA_OK;
+}
+
 /*
  * Data parallelism.  With W workers a batch is cut into W contiguous
  * parts; worker k runs forward and backward of its part on a plan of its
@@ -99,6 +137,7 @@ argmax(const float *x, int K)
  * one built with USE_THREAD=0 needs USE_LOCKING=1 for them (0.3.7 on).
  */
 struct worker {
+	struct job job;        /* first: see fork_join */
 	struct mea_plan *plan;
 	const struct mea_train_cfg *c;
 	const float *x;        /* its part of the batch, and its labels */
@@ -106,10 +145,6 @@ struct worker {
 	size_t plane;          /* floats per image */
 	int n;
 	float loss;
-	int rc;
-	struct mea_err err;
-	pthread_t tid;
-	int started;           /* tid is a running thread to join */
 };
 
 struct run {
@@ -129,13 +164,15 @@ worker_step(void *arg)
 {
 	struct worker *w = arg;
 
+	if (w->n == 0)         /* a batch smaller than the thread count */
+		return NULL;
 	memcpy(mea_plan_value(w->plan, 0), w->x, (size_t)w->n * w->plane * sizeof(float));
-	if ((w->rc = mea_plan_forward(w->plan, w->n, &w->err)))
+	if ((w->job.rc = mea_plan_forward(w->plan, w->n, &w->job.err)))
 		return NULL;
 	mea_plan_zero_grad(w->plan);
 	w->loss = mea_plan_xent(w->plan, w->c->out_node, w->y, w->c->smooth);
 	if (isfinite(w->loss))
-		w->rc = mea_plan_backward(w->plan, &w->err);
+		w->job.rc = mea_plan_backward(w->plan, &w->job.err);
 	return NULL;
 }
 
@@ -169,35 +206,27 @@ combine_grads(struct run *r, int nb)
 static int
 parallel_step(struct run *r, int nb, float *loss, struct mea_err *e)
 {
-	int off = 0;
+	int off = 0, rc;
 
 	for (int k = 0; k < r->nw; k++) {
 		struct worker *w = &r->w[k];
 		w->n = nb / r->nw + (k < nb % r->nw);
 		w->x = r->x + (size_t)off * w->plane;
 		w->y = r->y + off;
-		w->rc = 0;
+		w->job.rc = 0;
 		w->loss = 0;
 		off += w->n;
-		w->started = k > 0 && w->n > 0 && pthread_create(&w->tid, NULL, worker_step, w) == 0;
-		if (k > 0 && w->n > 0 && !w->started)
-			w->rc = mea_errf(&w->err, MEA_E_NOMEM, "cannot start a training thread");
 	}
-	worker_step(&r->w[0]);
-	for (int k = 1; k < r->nw; k++)
-		if (r->w[k].started)
-			pthread_join(r->w[k].tid, NULL);
-	*loss = r->nw == 1 ? r->w[0].loss : 0;
-	for (int k = 0; k < r->nw; k++) {
-		if (r->w[k].rc) {
-			*e = r->w[k].err;
-			return r->w[k].rc;
-		}
-		if (r->nw > 1)
-			*loss += r->w[k].loss * (float)r->w[k].n / (float)nb;
+	if ((rc = fork_join(r->w, sizeof *r->w, r->nw, worker_step, e)))
+		return rc;
+	if (r->nw == 1) {
+		*loss = r->w[0].loss;
+		return MEA_OK;
 	}
-	if (r->nw > 1)
-		combine_grads(r, nb);
+	*loss = 0;
+	for (int k = 0; k < r->nw; k++)
+		*loss += r->w[k].loss * (float)r->w[k].n / (float)nb;
+	combine_grads(r, nb);
 	return MEA_OK;
 }
 
@@ -345,6 +374,7 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 /* Evaluation in threads: whole batches of the same images as with one
  * thread, so the answers do not depend on the thread count. */
 struct eval_part {
+	struct job job;        /* first: see fork_join */
 	struct mea_model *m;
 	const struct mea_dataset *ds;
 	const int32_t *idx;    /* its images */
@@ -352,10 +382,6 @@ struct eval_part {
 	int out_node, batch;
 	int32_t *pred;         /* its slots of the outputs */
 	float *entropy;
-	int rc;
-	struct mea_err err;
-	pthread_t tid;
-	int started;
 };
 
 static void *
@@ -373,19 +399,19 @@ eval_part(void *arg)
 	po.noutputs = 1;
 	po.output[0] = t->out_node;
 	if (!p) {
-		t->rc = mea_errf(&t->err, MEA_E_NOMEM, "out of memory");
+		t->job.rc = mea_errf(&t->job.err, MEA_E_NOMEM, "out of memory");
 		return NULL;
 	}
-	if ((t->rc = mea_plan_new(&plan, m, &po, &t->err))) {
+	if ((t->job.rc = mea_plan_new(&plan, m, &po, &t->job.err))) {
 		free(p);
 		return NULL;
 	}
-	for (size_t i = 0; i < t->n && !t->rc; i += (size_t)batch) {
+	for (size_t i = 0; i < t->n && !t->job.rc; i += (size_t)batch) {
 		int nb = t->n - i < (size_t)batch ? (int)(t->n - i) : batch;
 		const float *out;
 		mea_dataset_batch(t->ds, t->idx + i, nb, m->mean, m->std, NULL, NULL,
 				mea_plan_value(plan, 0), NULL);
-		if ((t->rc = mea_plan_forward_tta(plan, nb, t->out_node, &t->err)))
+		if ((t->job.rc = mea_plan_forward_tta(plan, nb, t->out_node, &t->job.err)))
 			break;
 		out = mea_plan_value(plan, t->out_node);
 		for (int b = 0; b < nb; b++) {
@@ -406,11 +432,12 @@ mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		struct mea_err *e)
 {
 	size_t nbatch = (n + (size_t)batch - 1) / (size_t)batch, first = 0;
-	int nt = threads < 1 ? 1 : (size_t)threads > nbatch ? (nbatch ? (int)nbatch : 1) : threads;
-	struct eval_part *t = calloc((size_t)nt, sizeof *t);
-	int rc = MEA_OK;
+	int nt = threads > 1 ? threads : 1, rc;
+	struct eval_part *t;
 
-	if (!t)
+	if ((size_t)nt > nbatch)
+		nt = nbatch ? (int)nbatch : 1;
+	if (!(t = calloc((size_t)nt, sizeof *t)))
 		return mea_errf(e, MEA_E_NOMEM, "out of memory");
 	for (int k = 0; k < nt; k++) {
 		size_t last = nbatch * (size_t)(k + 1) / (size_t)nt;   /* its batches: first..last-1 */
@@ -419,16 +446,8 @@ mea_eval(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 			.out_node = out_node, .batch = batch, .pred = pred + i0,
 			.entropy = entropy ? entropy + i0 : NULL };
 		first = last;
-		if (k > 0 && !(t[k].started = pthread_create(&t[k].tid, NULL, eval_part, &t[k]) == 0))
-			t[k].rc = mea_errf(&t[k].err, MEA_E_NOMEM, "cannot start an evaluation thread");
 	}
-	eval_part(&t[0]);
-	for (int k = 1; k < nt; k++)
-		if (t[k].started)
-			pthread_join(t[k].tid, NULL);
-	for (int k = 0; k < nt && !rc; k++)
-		if ((rc = t[k].rc))
-			*e = t[k].err;
+	rc = fork_join(t, sizeof *t, nt, eval_part, e);
 	free(t);
 	return rc;
 }
