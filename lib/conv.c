@@ -12,15 +12,16 @@
  *  1. Pointwise (1x1, stride 1, no padding).  An image's group slice
  *     x[n][g] is already a Cg x HW row-major matrix, so
  *     y[n][g] = w[g] (Kg x Cg) * x[n][g] (Cg x HW) is one SGEMM per image
- *     and group with no copy at all; backward is the two transposed
+ *     and group with no copy at all (forward, in column blocks that fit
+ *     in L2: see pointwise_cols); backward is the two transposed
  *     products, accumulated with beta = 1.
  *
  *  2. Depthwise (G == C == K).  Each channel is convolved with its own
  *     R x S filter, so the GEMM per channel would be 1 x RS x PQ: all
  *     call overhead.  A direct loop instead.  The 3x3 kernels at stride
  *     1 or 2 (all of MobileNetV2's) copy each plane into a zero-padded
- *     scratch plane and then sum all nine taps of four outputs at a time
- *     in registers (dw3_plane).  Other kernels run, for each output row
+ *     scratch plane and then sum all nine taps of eight outputs at a time
+ *     in registers (dw3_plane, dw3_row).  Other kernels run, for each output row
  *     and each tap (r, s), an axpy of w[r][s] times a shifted input row
  *     into the output row; the tap's valid output columns [lo, hi) are
  *     found once, so the inner loop is branch-free over contiguous
@@ -112,6 +113,29 @@ chunk(const struct mea_conv_shape *s)
 	if (nb > INT_MAX / PQ)           /* nb*PQ is a GEMM int dimension */
 		nb = INT_MAX / PQ;
 	return nb < 1 ? 1 : nb;
+}
+
+/*
+ * Columns (output cells) per pointwise GEMM in the forward pass.  A whole
+ * plane at once is one GEMM per image, but MobileNetV2's early planes
+ * (96 x 112 x 112 floats: 4.8 MB) do not fit in L2, so the epilogue
+ * that follows (bias, residual, ReLU6) re-read every output from memory,
+ * and so did the zeroing OpenBLAS does before a beta = 0 product.  In
+ * blocks whose input and output stay within PW_BYTES both passes hit the
+ * cache.  Every output is still the same dot product over the same Cg
+ * inputs, so the split changes no value.
+ */
+#define PW_BYTES (256 * 1024)
+
+static int
+pointwise_cols(const struct mea_conv_shape *s)
+{
+	int HW = s->H * s->W;
+	size_t per_col = ((size_t)(s->C + s->K) / (size_t)s->groups) * sizeof(float);
+	size_t nc = PW_BYTES / per_col;
+
+	nc = nc < 64 ? 64 : nc & ~(size_t)15;
+	return nc >= (size_t)HW ? HW : (int)nc;
 }
 
 /* The depthwise shapes with a fast forward path (see dw3_plane). */
@@ -219,7 +243,24 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
  * plain i++ loop to n & ~3 vectorised on its own but not once inlined
  * into the loops below, where GCC no longer saw that n & ~3 is a
  * multiple of 4.  restrict tells it the rows do not overlap.
+ *
+ * The two loops that inference spends most of its non-GEMM time in, the
+ * forward epilogue and the 3x3 depthwise plane, work in blocks of eight
+ * instead and are compiled twice (GCC's target_clones): for the baseline
+ * x86-64 (two SSE vectors a block) and for AVX2 (one), picked once at
+ * load time by the CPU.  Both clones do the same single-precision
+ * operations in the same order: -std=c11 keeps GCC from contracting a
+ * multiply and an add into an FMA, so the answers are identical on any
+ * CPU; the wider clone only does them eight at a time.
  */
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
+#endif
+#endif
+#ifndef WIDE_CLONES
+#define WIDE_CLONES
+#endif
 
 /* y[i] += a * x[i*stride] */
 static void
@@ -452,36 +493,36 @@ col2im(const struct mea_conv_shape *s, int Cg, float *col, size_t ld,
  * MobileNetV2's wide 1x1 layers.  Blocks of four that load before they
  * store vectorise without an overlap check (see nn.c).
  */
-static void
+WIDE_CLONES static void
 epilogue(size_t n, const float *src, int have_b, float b, const float *res,
 		int relu, float cap, float *dst)
 {
-	size_t n4 = n & ~(size_t)3;
+	size_t n8 = n & ~(size_t)7;
 	float lo = relu ? 0.0f : -INFINITY, hi = relu && cap > 0 ? cap : INFINITY;
 
 	if (!have_b)
 		b = -0.0f;
 	if (res)
-		for (size_t i = 0; i < n4; i += 4) {
-			float v[4];
-			for (int j = 0; j < 4; j++)
+		for (size_t i = 0; i < n8; i += 8) {
+			float v[8];
+			for (int j = 0; j < 8; j++)
 				v[j] = (src[i + j] + b) + res[i + j];
-			for (int j = 0; j < 4; j++)
+			for (int j = 0; j < 8; j++)
 				v[j] = v[j] < lo ? lo : v[j];
-			for (int j = 0; j < 4; j++)
+			for (int j = 0; j < 8; j++)
 				dst[i + j] = v[j] > hi ? hi : v[j];
 		}
 	else
-		for (size_t i = 0; i < n4; i += 4) {
-			float v[4];
-			for (int j = 0; j < 4; j++)
+		for (size_t i = 0; i < n8; i += 8) {
+			float v[8];
+			for (int j = 0; j < 8; j++)
 				v[j] = src[i + j] + b;
-			for (int j = 0; j < 4; j++)
+			for (int j = 0; j < 8; j++)
 				v[j] = v[j] < lo ? lo : v[j];
-			for (int j = 0; j < 4; j++)
+			for (int j = 0; j < 8; j++)
 				dst[i + j] = v[j] > hi ? hi : v[j];
 		}
-	for (size_t i = n4; i < n; i++) {
+	for (size_t i = n8; i < n; i++) {
 		float v = src[i] + b;
 		if (res)
 			v += res[i];
@@ -510,6 +551,46 @@ deinterleave(int n, const float *restrict x, float *restrict e, float *restrict 
 	}
 }
 
+/* Output q of a dw3_plane row: the bias and the nine taps, in order. */
+static inline float
+dw3_sum(int q, const float *restrict r0, const float *restrict r1,
+		const float *restrict r2, int o1, int o2, const float *restrict w, float b)
+{
+	float acc = b;
+
+	acc += w[0] * r0[q];
+	acc += w[1] * r0[q + o1];
+	acc += w[2] * r0[q + o2];
+	acc += w[3] * r1[q];
+	acc += w[4] * r1[q + o1];
+	acc += w[5] * r1[q + o2];
+	acc += w[6] * r2[q];
+	acc += w[7] * r2[q + o1];
+	acc += w[8] * r2[q + o2];
+	return acc;
+}
+
+/* One output row from three padded input rows: in blocks of eight, then
+ * four, then one at a time.  restrict lets each block be one vector
+ * expression stored straight to y (without it GCC kept the block on the
+ * stack and stored it eight bytes at a time). */
+WIDE_CLONES static void
+dw3_row(int Q, const float *restrict r0, const float *restrict r1,
+		const float *restrict r2, int o1, int o2, const float *restrict w, float b,
+		float *restrict y)
+{
+	int q = 0;
+
+	for (; q < (Q & ~7); q += 8)
+		for (int j = 0; j < 8; j++)
+			y[q + j] = dw3_sum(q + j, r0, r1, r2, o1, o2, w, b);
+	for (; q < (Q & ~3); q += 4)
+		for (int j = 0; j < 4; j++)
+			y[q + j] = dw3_sum(q + j, r0, r1, r2, o1, o2, w, b);
+	for (; q < Q; q++)
+		y[q] = dw3_sum(q, r0, r1, r2, o1, o2, w, b);
+}
+
 /*
  * The 3x3 depthwise forward at stride 1 or 2, which is all MobileNetV2
  * uses.  The general loop below spends its time on short rows (7 to 112
@@ -532,13 +613,12 @@ dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, floa
 	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pd = s->pad;
 	int hp = H + 2 * pd, wp = W + 2 * pd, ld = wp + 1;
 	int ne = (wp + 1) / 2;     /* even columns of a padded row (stride 2) */
-	int Q4 = Q & ~3;
 	float *tmp = pad + (size_t)hp * ld;   /* one padded row, for stride 2 */
-	/* The weights, named once: loaded in the loop, they were loaded and
-	 * broadcast again for every four outputs. */
-	float w00 = wc[0], w01 = wc[1], w02 = wc[2], w10 = wc[3], w11 = wc[4],
-		w12 = wc[5], w20 = wc[6], w21 = wc[7], w22 = wc[8];
+	/* The weights, copied once: read through wc in the loop, they were
+	 * loaded and broadcast again for every block of outputs. */
+	float wt[9];
 
+	memcpy(wt, wc, sizeof wt);
 	for (int h = 0; h < hp; h++) {
 		float *row = pad + (size_t)h * ld;
 		float *dst = st == 1 ? row : tmp;
@@ -555,41 +635,11 @@ dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, floa
 		if (wp & 1)
 			row[wp / 2] = tmp[wp - 1];
 	}
-	/* Column offsets of taps 0, 1, 2 within a row. */
-	int o0 = 0, o1 = st == 1 ? 1 : ne, o2 = st == 1 ? 2 : 1;
+	/* Column offsets of taps 1 and 2 within a row (tap 0 is at 0). */
+	int o1 = st == 1 ? 1 : ne, o2 = st == 1 ? 2 : 1;
 	for (int p = 0; p < P; p++) {
-		const float *r0 = pad + (size_t)p * st * ld, *r1 = r0 + ld, *r2 = r1 + ld;
-		float *yr = yp + (size_t)p * Q;
-		for (int q = 0; q < Q4; q += 4) {
-			float acc[4];
-			for (int j = 0; j < 4; j++) {
-				acc[j] = b;
-				acc[j] += w00 * r0[q + o0 + j];
-				acc[j] += w01 * r0[q + o1 + j];
-				acc[j] += w02 * r0[q + o2 + j];
-				acc[j] += w10 * r1[q + o0 + j];
-				acc[j] += w11 * r1[q + o1 + j];
-				acc[j] += w12 * r1[q + o2 + j];
-				acc[j] += w20 * r2[q + o0 + j];
-				acc[j] += w21 * r2[q + o1 + j];
-				acc[j] += w22 * r2[q + o2 + j];
-			}
-			for (int j = 0; j < 4; j++)
-				yr[q + j] = acc[j];
-		}
-		for (int q = Q4; q < Q; q++) {
-			float acc = b;
-			acc += w00 * r0[q + o0];
-			acc += w01 * r0[q + o1];
-			acc += w02 * r0[q + o2];
-			acc += w10 * r1[q + o0];
-			acc += w11 * r1[q + o1];
-			acc += w12 * r1[q + o2];
-			acc += w20 * r2[q + o0];
-			acc += w21 * r2[q + o1];
-			acc += w22 * r2[q + o2];
-			yr[q] = acc;
-		}
+		const float *r0 = pad + (size_t)p * st * ld;
+		dw3_row(Q, r0, r0 + ld, r0 + 2 * ld, o1, o2, wt, b, yp + (size_t)p * Q);
 	}
 }
 
@@ -722,19 +772,22 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 		return;
 	}
 	if (is_pointwise(s)) {
+		int nc = pointwise_cols(s);
 		for (int n = 0; n < s->N; n++)
-			for (int g = 0; g < G; g++) {
-				size_t o = ((size_t)n * s->K + (size_t)g * Kg) * PQ;
-				mea_gemm(0, 0, Kg, HW, Cg, 1.0f,
-					w + (size_t)g * Kg * Cg, Cg,
-					x + ((size_t)n * s->C + (size_t)g * Cg) * HW, HW,
-					0.0f, y + o, PQ);
-				for (int k = 0; fix && k < Kg; k++)
-					epilogue((size_t)PQ, y + o + (size_t)k * PQ, bias != NULL,
-						bias ? bias[g * Kg + k] : 0,
-						res ? res + o + (size_t)k * PQ : NULL, relu, cap,
-						y + o + (size_t)k * PQ);
-			}
+			for (int g = 0; g < G; g++)
+				for (int c0 = 0; c0 < HW; c0 += nc) {
+					int cols = HW - c0 < nc ? HW - c0 : nc;
+					size_t o = ((size_t)n * s->K + (size_t)g * Kg) * PQ + (size_t)c0;
+					mea_gemm(0, 0, Kg, cols, Cg, 1.0f,
+						w + (size_t)g * Kg * Cg, Cg,
+						x + ((size_t)n * s->C + (size_t)g * Cg) * HW + c0, HW,
+						0.0f, y + o, PQ);
+					for (int k = 0; fix && k < Kg; k++)
+						epilogue((size_t)cols, y + o + (size_t)k * PQ,
+							bias != NULL, bias ? bias[g * Kg + k] : 0,
+							res ? res + o + (size_t)k * PQ : NULL, relu,
+							cap, y + o + (size_t)k * PQ);
+				}
 		return;
 	}
 
