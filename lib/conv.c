@@ -145,13 +145,13 @@ dw3_fast(const struct mea_conv_shape *s)
 	return s->R == 3 && s->S == 3 && (s->stride == 1 || s->stride == 2);
 }
 
-/* Its scratch: the zero-padded input plane, split into even and odd
- * columns for stride 2, and one padded row before the split. */
+/* Its scratch: the zero-padded input plane, rows of wp + 1 floats (at
+ * stride 2 split into even and odd columns). */
 static size_t
 dw3_work(const struct mea_conv_shape *s)
 {
 	size_t hp = (size_t)s->H + 2 * (size_t)s->pad, wp = (size_t)s->W + 2 * (size_t)s->pad;
-	return hp * (wp + 1) + wp;
+	return hp * (wp + 1);
 }
 
 int
@@ -182,7 +182,7 @@ mea_conv_shape_init(struct mea_conv_shape *s)
 			mulsz(&ny, (size_t)s->P) || mulsz(&ny, (size_t)s->Q) ||
 			mulsz(&nw, (size_t)s->K) || mulsz(&nw, (size_t)crs))
 		return -1;
-	size_t npad = (size_t)hp + 1; /* over the depthwise scratch, hp * (wp + 1) + wp */
+	size_t npad = (size_t)hp + 1; /* over the depthwise scratch, hp * (wp + 1) */
 	if (mulsz(&npad, (size_t)wp + 1) || mulsz(&npad, sizeof(float)))
 		return -1;
 	size_t nwork = (size_t)crs + (size_t)(s->K / s->groups);
@@ -570,25 +570,58 @@ dw3_sum(int q, const float *restrict r0, const float *restrict r1,
 	return acc;
 }
 
-/* One output row from three padded input rows: in blocks of eight, then
- * four, then one at a time.  restrict lets each block be one vector
- * expression stored straight to y (without it GCC kept the block on the
- * stack and stored it eight bytes at a time). */
+/* min(max(v, lo), hi), with the compares of mea_relu_forward (a NaN
+ * passes through); lo = -inf, hi = +inf is no activation. */
+static inline float
+clamp(float v, float lo, float hi)
+{
+	v = v < lo ? lo : v;
+	return v > hi ? hi : v;
+}
+
+/* One output row from three padded input rows, activation included: in
+ * blocks of eight, then four, then one at a time.  restrict lets each
+ * block be one vector expression stored straight to y (without it GCC
+ * kept the block on the stack and stored it eight bytes at a time). */
 WIDE_CLONES static void
 dw3_row(int Q, const float *restrict r0, const float *restrict r1,
 		const float *restrict r2, int o1, int o2, const float *restrict w, float b,
-		float *restrict y)
+		float lo, float hi, float *restrict y)
 {
 	int q = 0;
 
 	for (; q < (Q & ~7); q += 8)
 		for (int j = 0; j < 8; j++)
-			y[q + j] = dw3_sum(q + j, r0, r1, r2, o1, o2, w, b);
+			y[q + j] = clamp(dw3_sum(q + j, r0, r1, r2, o1, o2, w, b), lo, hi);
 	for (; q < (Q & ~3); q += 4)
 		for (int j = 0; j < 4; j++)
-			y[q + j] = dw3_sum(q + j, r0, r1, r2, o1, o2, w, b);
+			y[q + j] = clamp(dw3_sum(q + j, r0, r1, r2, o1, o2, w, b), lo, hi);
 	for (; q < Q; q++)
-		y[q] = dw3_sum(q, r0, r1, r2, o1, o2, w, b);
+		y[q] = clamp(dw3_sum(q, r0, r1, r2, o1, o2, w, b), lo, hi);
+}
+
+/*
+ * A stride-2 padded row, even columns first: padded column j (input
+ * column j - pd, or zero) goes to row[j / 2] when j is even and to
+ * row[ne + j / 2] when odd.  The input's even and odd columns go
+ * straight to their places (a copy into a padded row first and a split
+ * after cost twice the traffic, and the split's loads stalled on the
+ * copy's fresh stores).
+ */
+static void
+split_row(const float *x, int W, int pd, int ne, float *row)
+{
+	int wp = W + 2 * pd;
+	int ev = pd & 1 ? ne + pd / 2 : pd / 2;        /* x[0], x[2], ... */
+	int od = pd & 1 ? (pd + 1) / 2 : ne + pd / 2;  /* x[1], x[3], ... */
+
+	deinterleave(W / 2, x, row + ev, row + od);
+	if (W & 1)
+		row[ev + W / 2] = x[W - 1];
+	for (int j = 0; j < pd; j++)
+		row[j & 1 ? ne + j / 2 : j / 2] = 0;
+	for (int j = W + pd; j < wp; j++)
+		row[j & 1 ? ne + j / 2 : j / 2] = 0;
 }
 
 /*
@@ -608,12 +641,11 @@ dw3_row(int Q, const float *restrict r0, const float *restrict r1,
  */
 static void
 dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, float b,
-		float *yp, float *pad)
+		float lo, float hi, float *yp, float *pad)
 {
 	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pd = s->pad;
 	int hp = H + 2 * pd, wp = W + 2 * pd, ld = wp + 1;
 	int ne = (wp + 1) / 2;     /* even columns of a padded row (stride 2) */
-	float *tmp = pad + (size_t)hp * ld;   /* one padded row, for stride 2 */
 	/* The weights, copied once: read through wc in the loop, they were
 	 * loaded and broadcast again for every block of outputs. */
 	float wt[9];
@@ -621,25 +653,25 @@ dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, floa
 	memcpy(wt, wc, sizeof wt);
 	for (int h = 0; h < hp; h++) {
 		float *row = pad + (size_t)h * ld;
-		float *dst = st == 1 ? row : tmp;
 		if (h < pd || h >= H + pd) {
 			memset(row, 0, (size_t)ld * sizeof *row);
 			continue;
 		}
-		for (int i = 0; i < pd; i++)
-			dst[i] = dst[W + pd + i] = 0;
-		memcpy(dst + pd, xp + (size_t)(h - pd) * W, (size_t)W * sizeof *dst);
-		if (st == 1)
+		const float *xr = xp + (size_t)(h - pd) * W;
+		if (st == 2) {
+			split_row(xr, W, pd, ne, row);
 			continue;
-		deinterleave(wp / 2, tmp, row, row + ne);
-		if (wp & 1)
-			row[wp / 2] = tmp[wp - 1];
+		}
+		for (int i = 0; i < pd; i++)
+			row[i] = row[W + pd + i] = 0;
+		memcpy(row + pd, xr, (size_t)W * sizeof *row);
 	}
 	/* Column offsets of taps 1 and 2 within a row (tap 0 is at 0). */
 	int o1 = st == 1 ? 1 : ne, o2 = st == 1 ? 2 : 1;
 	for (int p = 0; p < P; p++) {
 		const float *r0 = pad + (size_t)p * st * ld;
-		dw3_row(Q, r0, r0 + ld, r0 + 2 * ld, o1, o2, wt, b, yp + (size_t)p * Q);
+		dw3_row(Q, r0, r0 + ld, r0 + 2 * ld, o1, o2, wt, b, lo, hi,
+			yp + (size_t)p * Q);
 	}
 }
 
@@ -658,8 +690,12 @@ depthwise_forward(const struct mea_conv_shape *s, const float *x,
 			const float *wc = w + (size_t)c * R * S;
 			float *yp = y + ((size_t)n * C + c) * PQ;
 			float b = bias ? bias[c] : 0.0f;
+			/* Without a residual the 3x3 rows apply the activation
+			 * themselves (the epilogue's clamp, the same values). */
+			int fused = dw3_fast(s) && !res;
 			if (dw3_fast(s))
-				dw3_plane(s, xp, wc, b, yp, work);
+				dw3_plane(s, xp, wc, b, fused && relu ? 0.0f : -INFINITY,
+					fused && relu && cap > 0 ? cap : INFINITY, yp, work);
 			for (int p = 0; !dw3_fast(s) && p < P; p++) {
 				float *yr = yp + (size_t)p * Q;
 				for (int q = 0; q < Q; q++)
@@ -680,7 +716,7 @@ depthwise_forward(const struct mea_conv_shape *s, const float *x,
 			}
 			/* The bias is in already; the rest while the plane is
 			 * still in cache. */
-			if (res || relu)
+			if ((res || relu) && !fused)
 				epilogue(PQ, yp, 0, 0, res ? res + (yp - y) : NULL, relu, cap, yp);
 		}
 }

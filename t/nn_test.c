@@ -252,6 +252,9 @@ static const struct convcase convcases[] = {
 	{1, 300, 10, 11, 300, 1, 1, 1, 0, 1, 1, "1x1 wide: planes in column blocks, last short"},
 	{2, 4, 6, 14, 4, 3, 3, 1, 1, 4, 1, "depthwise 3x3, rows of 8 + 4 + 2"},
 	{2, 4, 7, 26, 4, 3, 3, 2, 1, 4, 0, "depthwise 3x3 stride 2, rows of 8 + 4 + 1"},
+	{2, 3, 7, 9, 3, 3, 3, 2, 0, 3, 1, "depthwise 3x3 stride 2, no pad, odd width"},
+	{2, 3, 8, 11, 3, 3, 3, 2, 2, 3, 0, "depthwise 3x3 stride 2 pad 2"},
+	{1, 2, 6, 10, 2, 3, 3, 2, 3, 2, 1, "depthwise 3x3 stride 2 pad 3"},
 };
 #define NCONV (sizeof convcases / sizeof convcases[0])
 
