@@ -262,6 +262,18 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
 #define WIDE_CLONES
 #endif
 
+const char *
+mea_simd_info(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+	if (__builtin_cpu_supports("avx2"))
+		return "avx2";
+#endif
+#endif
+	return "baseline";
+}
+
 /* y[i] += a * x[i*stride] */
 static void
 axpy(int n, float a, const float *restrict x, int stride, float *restrict y)

@@ -29,6 +29,9 @@ void mea_set_threads(int n);   /* OpenBLAS threads; n >= 1 */
 /* openblas_get_config() and the core in use, e.g. "OpenBLAS 0.3.21
  * DYNAMIC_ARCH ... Haswell MAX_THREADS=64; core Haswell".  Static text. */
 const char *mea_blas_info(void);
+/* The instruction set of mea's own vector loops (conv.c): "avx2" where
+ * the CPU has it and the build made AVX2 clones, else "baseline". */
+const char *mea_simd_info(void);
 /* on != 0: mea_gemm (and so every kernel built on it) uses a plain
  * triple loop instead of OpenBLAS, for tests and debugging.  Process-wide;
  * set it before any kernel runs. */

@@ -162,6 +162,7 @@ echo
 
 echo "== Summary: ratios to SGEMM $sgemm GFLOP/s (the better of $sgemm1 and $sgemm2)"
 echo "   core: $(awk -F'core ' '/^blas/ { print $2; exit }' "$tmp/sgemm")"
+echo "   mea's own loops: $(awk -F': ' '/^mea loops/ { print $2; exit }' "$tmp/sgemm")"
 awk -F'|' -v sg="$sgemm" '
 	BEGIN {
 		printf "%-37s %5s %9s %8s %7s %7s %7s %9s  %s\n", "what", "batch",

@@ -112,6 +112,7 @@ main(int argc, char **argv)
 	/* As the programs do: OpenBLAS on its own would use every core. */
 	mea_set_threads(threads);
 	printf("blas: %s\n", mea_blas_info());
+	printf("mea loops: %s\n", mea_simd_info());
 	double g = bench_sgemm(1024);
 	printf("sgemm 1024x1024x1024: %.1f GFLOP/s (best of %d, %d thread%s)\n", g, REPS,
 			threads, threads > 1 ? "s" : "");
@@ -130,6 +131,10 @@ main(int argc, char **argv)
 			.W = 32, .K = 32, .R = 3, .S = 3, .stride = 2, .pad = 1, .groups = 1}},
 		{"extension 1x1 shortcut (8x8)", {.N = 64, .C = 128, .H = 8,
 			.W = 8, .K = 64, .R = 1, .S = 1, .stride = 1, .pad = 0, .groups = 1}},
+		{"mobilenetv2 expand 1x1 (112x112)", {.N = 1, .C = 16, .H = 112,
+			.W = 112, .K = 96, .R = 1, .S = 1, .stride = 1, .pad = 0, .groups = 1}},
+		{"mobilenetv2 project 1x1 (7x7)", {.N = 1, .C = 960, .H = 7,
+			.W = 7, .K = 160, .R = 1, .S = 1, .stride = 1, .pad = 0, .groups = 1}},
 		{"mobilenetv2 depthwise (3x3)", {.N = 8, .C = 144, .H = 56,
 			.W = 56, .K = 144, .R = 3, .S = 3, .stride = 1, .pad = 1, .groups = 144}},
 		{"mobilenetv2 depthwise (3x3 s2)", {.N = 8, .C = 144, .H = 56,
