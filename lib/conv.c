@@ -251,9 +251,10 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
  * load time by the CPU.  Both clones do the same single-precision
  * operations in the same order: -std=c11 keeps GCC from contracting a
  * multiply and an add into an FMA, so the answers are identical on any
- * CPU; the wider clone only does them eight at a time.
+ * CPU; the wider clone only does them eight at a time.  The clones need
+ * glibc's ifunc to pick one; elsewhere the baseline loops are all there is.
  */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 #define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
 #endif
@@ -265,7 +266,7 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
 const char *
 mea_simd_info(void)
 {
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
+#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
 	if (__builtin_cpu_supports("avx2"))
 		return "avx2";
