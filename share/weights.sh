@@ -18,12 +18,13 @@ mkdir -p "$W" weights
 # files under $W: mea-train refuses to resume a run made with others.
 SEED=1
 # The edge model: main block on both cores (-t 2); the extension with
-# weight decay 1e-4, the authors' value (5e-4 left it underfitting).
+# weight decay 1e-4, the authors' value (5e-4 left it underfitting), and
+# label smoothing 0.1 (held-out hard-class accuracy 90.7% against 90.3%).
 EDGE_ARCH="-a resnet20 -w 1"
 EDGE_EPOCHS=15
 EDGE_OPTS="-t 2"
 EXT_EPOCHS=20
-EXT_OPTS="-d 1e-4 -t 2"
+EXT_OPTS="-d 1e-4 -Z 0.1 -t 2"
 # The cloud model scores each image and its mirror image (-F) and learns
 # from smoothed labels (-Z), with two training threads (-t 2: the run
 # wants both cores to itself).
