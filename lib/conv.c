@@ -256,21 +256,21 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
  */
 #if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && defined(__has_attribute)
 #if __has_attribute(target_clones)
+#define HAVE_WIDE_CLONES
+#endif
+#endif
+#ifdef HAVE_WIDE_CLONES
 #define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef WIDE_CLONES
+#else
 #define WIDE_CLONES
 #endif
 
 const char *
 mea_simd_info(void)
 {
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
+#ifdef HAVE_WIDE_CLONES
 	if (__builtin_cpu_supports("avx2"))
 		return "avx2";
-#endif
 #endif
 	return "baseline";
 }
@@ -489,6 +489,23 @@ col2im(const struct mea_conv_shape *s, int Cg, float *col, size_t ld,
 	}
 }
 
+/* min(max(v, lo), hi), with the compares of mea_relu_forward (a NaN
+ * passes through); lo = -inf, hi = +inf is no activation. */
+static inline float
+clamp(float v, float lo, float hi)
+{
+	v = v < lo ? lo : v;
+	return v > hi ? hi : v;
+}
+
+/* The clamp bounds of an activation (relu and cap as in nn.h). */
+static void
+act_bounds(int relu, float cap, float *lo, float *hi)
+{
+	*lo = relu ? 0.0f : -INFINITY;
+	*hi = relu && cap > 0 ? cap : INFINITY;
+}
+
 /*
  * The forward epilogue: dst = act(src + b + res) over n values, where the
  * bias b is added only when have_b, res may be NULL, and relu/cap are as
@@ -511,8 +528,9 @@ epilogue(size_t n, const float *src, int have_b, float b, const float *res,
 		int relu, float cap, float *dst)
 {
 	size_t n8 = n & ~(size_t)7;
-	float lo = relu ? 0.0f : -INFINITY, hi = relu && cap > 0 ? cap : INFINITY;
+	float lo, hi;
 
+	act_bounds(relu, cap, &lo, &hi);
 	if (!have_b)
 		b = -0.0f;
 	if (res)
@@ -521,9 +539,7 @@ epilogue(size_t n, const float *src, int have_b, float b, const float *res,
 			for (int j = 0; j < 8; j++)
 				v[j] = (src[i + j] + b) + res[i + j];
 			for (int j = 0; j < 8; j++)
-				v[j] = v[j] < lo ? lo : v[j];
-			for (int j = 0; j < 8; j++)
-				dst[i + j] = v[j] > hi ? hi : v[j];
+				dst[i + j] = clamp(v[j], lo, hi);
 		}
 	else
 		for (size_t i = 0; i < n8; i += 8) {
@@ -531,16 +547,13 @@ epilogue(size_t n, const float *src, int have_b, float b, const float *res,
 			for (int j = 0; j < 8; j++)
 				v[j] = src[i + j] + b;
 			for (int j = 0; j < 8; j++)
-				v[j] = v[j] < lo ? lo : v[j];
-			for (int j = 0; j < 8; j++)
-				dst[i + j] = v[j] > hi ? hi : v[j];
+				dst[i + j] = clamp(v[j], lo, hi);
 		}
 	for (size_t i = n8; i < n; i++) {
 		float v = src[i] + b;
 		if (res)
 			v += res[i];
-		v = v < lo ? lo : v;
-		dst[i] = v > hi ? hi : v;
+		dst[i] = clamp(v, lo, hi);
 	}
 }
 
@@ -581,15 +594,6 @@ dw3_sum(int q, const float *restrict r0, const float *restrict r1,
 	acc += w[7] * r2[q + o1];
 	acc += w[8] * r2[q + o2];
 	return acc;
-}
-
-/* min(max(v, lo), hi), with the compares of mea_relu_forward (a NaN
- * passes through); lo = -inf, hi = +inf is no activation. */
-static inline float
-clamp(float v, float lo, float hi)
-{
-	v = v < lo ? lo : v;
-	return v > hi ? hi : v;
 }
 
 /* One output row from three padded input rows, activation included: in
@@ -696,19 +700,20 @@ depthwise_forward(const struct mea_conv_shape *s, const float *x,
 	int C = s->C, H = s->H, W = s->W, R = s->R, S = s->S;
 	int P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
 	size_t HW = (size_t)H * W, PQ = (size_t)P * Q;
+	/* Without a residual the 3x3 rows apply the activation themselves
+	 * (the epilogue's clamp, the same values). */
+	int fused = dw3_fast(s) && !res;
+	float lo, hi;
 
+	act_bounds(fused && relu, cap, &lo, &hi);
 	for (int n = 0; n < s->N; n++)
 		for (int c = 0; c < C; c++) {
 			const float *xp = x + ((size_t)n * C + c) * HW;
 			const float *wc = w + (size_t)c * R * S;
 			float *yp = y + ((size_t)n * C + c) * PQ;
 			float b = bias ? bias[c] : 0.0f;
-			/* Without a residual the 3x3 rows apply the activation
-			 * themselves (the epilogue's clamp, the same values). */
-			int fused = dw3_fast(s) && !res;
 			if (dw3_fast(s))
-				dw3_plane(s, xp, wc, b, fused && relu ? 0.0f : -INFINITY,
-					fused && relu && cap > 0 ? cap : INFINITY, yp, work);
+				dw3_plane(s, xp, wc, b, lo, hi, yp, work);
 			for (int p = 0; !dw3_fast(s) && p < P; p++) {
 				float *yr = yp + (size_t)p * Q;
 				for (int q = 0; q < Q; q++)
