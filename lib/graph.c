@@ -381,7 +381,11 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 		if (n->op == MEA_OP_CONV) {
 			st->cs = (struct mea_conv_shape){ .N = p->slice, .C = a->C, .H = a->H,
 				.W = a->W, .K = n->K, .R = n->R, .S = n->S, .stride = n->stride,
-				.pad = n->pad, .groups = n->groups };
+				.pad = n->pad, .groups = n->groups,
+				/* Training plans keep training's order of sums even
+				 * in frozen blocks, so that a model trains to the same
+				 * bits as it did before the inference lowering came. */
+				.inference = !p->training };
 			if (mea_conv_shape_init(&st->cs) != 0)
 				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): convolution too large "
 						"for a batch of %d", st->node, n->name, p->batch);

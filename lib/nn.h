@@ -50,6 +50,9 @@ struct mea_conv_shape {
 	int K, R, S;         /* output channels, kernel height, width */
 	int stride, pad, groups;
 	int P, Q;            /* output height, width (computed) */
+	int inference;       /* 1: forward only, so a stride-1 convolution may
+	                        take the row-shift lowering (conv.c), whose sums
+	                        run in another order than training's im2col */
 };
 
 /* Fill in P and Q and check the geometry (C and K divisible by groups,

@@ -255,6 +255,11 @@ static const struct convcase convcases[] = {
 	{2, 3, 7, 9, 3, 3, 3, 2, 0, 3, 1, "depthwise 3x3 stride 2, no pad, odd width"},
 	{2, 3, 8, 11, 3, 3, 3, 2, 2, 3, 0, "depthwise 3x3 stride 2 pad 2"},
 	{1, 2, 6, 10, 2, 3, 3, 2, 3, 2, 1, "depthwise 3x3 stride 2 pad 3"},
+	{5, 3, 6, 9, 4, 3, 3, 1, 0, 1, 1, "3x3 no pad, 5 images in a GEMM"},
+	{4, 2, 9, 8, 3, 5, 5, 1, 2, 1, 0, "5x5 pad 2, 4 images in a GEMM"},
+	{3, 4, 6, 5, 4, 3, 3, 1, 2, 2, 1, "3x3 pad 2, images in a GEMM, 2 groups"},
+	{2, 2, 5, 5, 3, 3, 3, 1, 3, 1, 1, "3x3 pad 3, more than the kernel overlaps"},
+	{2, 3, 7, 9, 4, 1, 3, 1, 1, 1, 1, "1x3 kernel pad 1"},
 };
 #define NCONV (sizeof convcases / sizeof convcases[0])
 
@@ -360,17 +365,20 @@ test_conv_shape(void)
 	check(mea_pool_shape_init(&ps) == -1, G, "pool rejects pad >= kernel");
 }
 
+/* Each case twice: as a training plan computes it, and as an inference
+ * plan may (the row-shift lowering, for the stride-1 ones). */
 static void
 conv_fwd_cases(const char *G)
 {
-	for (size_t ci = 0; ci < NCONV; ci++) {
-		const struct convcase *c = &convcases[ci];
+	for (size_t cj = 0; cj < 2 * NCONV; cj++) {
+		const struct convcase *c = &convcases[cj % NCONV];
 		struct mea_conv_shape s;
 		char d[160];
 		if (conv_shape(c, &s) != 0) {
 			check(0, G, "%s: shape rejected", c->what);
 			continue;
 		}
+		s.inference = cj >= NCONV;
 		size_t nx, nw, ny;
 		conv_sizes(&s, &nx, &nw, &ny);
 		float *x = frand(nx, -1, 1), *w = frand(nw, -1, 1);
@@ -385,7 +393,7 @@ conv_fwd_cases(const char *G)
 		mea_conv2d_forward(&s, x, w, b, y, work);
 		double e = relerr(y, yd, ny);
 		desc_conv(d, sizeof d, c, &s);
-		check(e < 2e-5, G, "%s: err %.2g", d, e);
+		check(e < 2e-5, G, "%s%s: err %.2g", d, s.inference ? ", inference" : "", e);
 		free(x), free(w), free(b), free(y), free(work);
 		free(xd), free(wd), free(bd), free(yd);
 	}
@@ -1217,20 +1225,27 @@ test_fused(void)
 		float *x = frand(nx, -1, 1), *w = frand(nw, -1, 1), *b = frand(s.K, -1, 1);
 		float *res = frand(ny, -1, 1), *want = xmalloc(ny * sizeof *want);
 		float *got = frand(ny, -9, 9), *work = conv_work(&s);
-		double worst = 0;
-		for (int k = 0; k < 3; k++)
-			for (int withres = 0; withres < 2; withres++) {
-				const float *bias = c->bias ? b : NULL, *r = withres ? res : NULL;
-				mea_conv2d_forward(&s, x, w, bias, want, work);
-				if (r)
-					mea_add_forward(ny, want, r, want);
-				if (caps[k] >= 0)
-					mea_relu_forward(ny, want, want, caps[k]);
-				mea_conv2d_forward_act(&s, x, w, bias, r, caps[k] >= 0,
-					caps[k], got, work);
-				worst = fmax(worst, relerr_f(got, want, ny));
-			}
-		check(worst < 1e-6, G, "conv + bias + residual + relu/relu6, %s: err %.2g", d, worst);
+		for (int inf = 0; inf < 2; inf++) {
+			struct mea_conv_shape si = s;
+			si.inference = inf;
+			float *wk = conv_work(&si);
+			double worst = 0;
+			for (int k = 0; k < 3; k++)
+				for (int withres = 0; withres < 2; withres++) {
+					const float *bias = c->bias ? b : NULL, *r = withres ? res : NULL;
+					mea_conv2d_forward(&si, x, w, bias, want, wk);
+					if (r)
+						mea_add_forward(ny, want, r, want);
+					if (caps[k] >= 0)
+						mea_relu_forward(ny, want, want, caps[k]);
+					mea_conv2d_forward_act(&si, x, w, bias, r, caps[k] >= 0,
+						caps[k], got, wk);
+					worst = fmax(worst, relerr_f(got, want, ny));
+				}
+			check(worst < 1e-6, G, "conv + bias + residual + relu/relu6, %s%s: "
+				"err %.2g", d, inf ? ", inference" : "", worst);
+			free(wk);
+		}
 
 		float *dy = frand(ny, -1, 1), *dx = fnan(nx), *dxr = xmalloc(nx * sizeof *dxr);
 		float *dw = xmalloc(nw * sizeof *dw), *dwr = xmalloc(nw * sizeof *dwr);
