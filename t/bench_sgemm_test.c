@@ -7,10 +7,19 @@
  *                             with "sgemm", the SGEMM line alone
  *
  * Prints the BLAS configuration, SGEMM GFLOP/s at 1024^3, then forward
- * and backward GFLOP/s of the three ResNet-20 stage convolutions at
+ * (as an inference plan runs it) and backward (as training does) GFLOP/s of the three ResNet-20 stage convolutions at
  * batch 64 (and a MobileNetV2-style depthwise layer) with their ratio
- * to SGEMM.  Every figure is the best of a few repetitions after a
+ * to SGEMM.  Every layer figure is the best of a few repetitions after a
  * warm-up; FLOPs count a multiply-add as 2 and count no padding work.
+ *
+ * SGEMM is given two ways, because on a shared virtual machine they
+ * differ by a third: the fastest single product (peak, some 15 ms), and
+ * the best of WINDOWS windows of back-to-back products lasting WINDOW_S
+ * seconds each (sustained).  Here single products reached 151 GFLOP/s
+ * in the same seconds as windows averaging 98 to 115: the core is not
+ * ours alone for long.  A layer (a few ms, best of REPS) is a burst and
+ * is compared with the peak; the programs that make bench times for
+ * seconds compare with the sustained rate.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +29,8 @@
 #include "nn.h"
 
 #define REPS 5
+#define WINDOWS 3
+#define WINDOW_S 1.0
 
 static double
 now(void)
@@ -42,22 +53,33 @@ alloc(size_t n)
 	return p;
 }
 
+/* SGEMM GFLOP/s at n^3: *peak from the fastest single product, and the
+ * return value from the best window (see the top). */
 static double
-bench_sgemm(int n)
+bench_sgemm(int n, double *peak)
 {
 	float *a = alloc((size_t)n * n), *b = alloc((size_t)n * n);
 	float *c = alloc((size_t)n * n);
-	double best = 1e30;
+	double flop = 2.0 * n * n * n, best = 1e30, rate = 0;
 
-	for (int r = 0; r <= REPS; r++) {   /* r == 0 warms up */
-		double t = now();
-		mea_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-		t = now() - t;
-		if (r > 0 && t < best)
-			best = t;
+	mea_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);   /* warm-up */
+	for (int w = 0; w < WINDOWS; w++) {
+		double t0 = now(), t1 = t0;
+		long k = 0;
+		while (t1 - t0 < WINDOW_S || k < REPS) {
+			double t = t1;
+			mea_gemm(0, 0, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+			t1 = now();
+			if (t1 - t < best)
+				best = t1 - t;
+			k++;
+		}
+		if (flop * k / (t1 - t0) > rate)
+			rate = flop * k / (t1 - t0);
 	}
 	free(a), free(b), free(c);
-	return 2.0 * n * n * n / best * 1e-9;
+	*peak = flop / best * 1e-9;
+	return rate * 1e-9;
 }
 
 struct layer {
@@ -80,10 +102,13 @@ bench_conv(const struct layer *l, double sgemm)
 	float *dx = alloc(nx), *dw = alloc(nw), *work = alloc(mea_conv_workspace(&s));
 	double flop = 2.0 * ny * (s.C / s.groups) * s.R * s.S;
 	double fwd = 1e30, bwd = 1e30;
+	struct mea_conv_shape si = s;   /* forward as mea-main runs it */
+	si.inference = 1;
+	float *iwork = alloc(mea_conv_workspace(&si));
 
 	for (int r = 0; r <= REPS; r++) {
 		double t = now();
-		mea_conv2d_forward(&s, x, w, NULL, y, work);
+		mea_conv2d_forward(&si, x, w, NULL, y, iwork);
 		t = now() - t;
 		if (r > 0 && t < fwd)
 			fwd = t;
@@ -96,11 +121,12 @@ bench_conv(const struct layer *l, double sgemm)
 	/* Backward is two products of the forward's size (dx and dw). */
 	double gf = flop / fwd * 1e-9, gb = 2 * flop / bwd * 1e-9;
 	printf("conv %-34s N%-3d %3dx%2dx%-2d -> %3d, %dx%d s%d p%d g%-3d "
-		"fwd %6.1f GFLOP/s (%7.2f ms, %.2f of sgemm)  "
+		"fwd %6.1f GFLOP/s (%7.2f ms, %.2f of peak sgemm)  "
 		"bwd %6.1f GFLOP/s (%7.2f ms, %.2f)\n",
 		l->what, s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad,
 		s.groups, gf, fwd * 1e3, gf / sgemm, gb, bwd * 1e3, gb / sgemm);
 	free(x), free(w), free(y), free(dy), free(dx), free(dw), free(work);
+	free(iwork);
 }
 
 int
@@ -113,9 +139,10 @@ main(int argc, char **argv)
 	mea_set_threads(threads);
 	printf("blas: %s\n", mea_blas_info());
 	printf("mea loops: %s\n", mea_simd_info());
-	double g = bench_sgemm(1024);
-	printf("sgemm 1024x1024x1024: %.1f GFLOP/s (best of %d, %d thread%s)\n", g, REPS,
-			threads, threads > 1 ? "s" : "");
+	double peak, g = bench_sgemm(1024, &peak);
+	printf("sgemm 1024x1024x1024: %.1f GFLOP/s sustained (best of %d %.0f-s windows), "
+		"peak %.1f (fastest single product), %d thread%s\n", g, WINDOWS, WINDOW_S,
+		peak, threads, threads > 1 ? "s" : "");
 
 	if (argc > 1 && strcmp(argv[1], "sgemm") == 0)
 		return fflush(stdout) != 0 || ferror(stdout) ? 4 : 0;
@@ -141,7 +168,7 @@ main(int argc, char **argv)
 			.W = 56, .K = 144, .R = 3, .S = 3, .stride = 2, .pad = 1, .groups = 144}},
 	};
 	for (size_t i = 0; i < sizeof layers / sizeof layers[0]; i++)
-		bench_conv(&layers[i], g);
+		bench_conv(&layers[i], peak);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		perror("bench_sgemm_test: stdout");
 		return 4;
