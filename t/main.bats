@@ -55,6 +55,21 @@ setup() {
 	[ "$status" -eq 0 ]
 }
 
+@test "mea-main: large images, a batch in several passes, give the logits of batch 1" {
+	# At 96x96 one image's activations fill the cache, so a batch runs one
+	# image at a time until the classifier, which then runs on all four
+	# (record 3 has no image).
+	mea-train --init -a resnet8 -i 1x96x96 -k 10 --meanet -o "$S/big.mea-model"
+	model_test records 5 1x96x96 1 > "$S/big.mea"
+	mea-main -m "$S/big.mea-model" -b 1 < "$S/big.mea" > "$S/b1.mea"
+	mea-main -m "$S/big.mea-model" -b 5 < "$S/big.mea" > "$S/b5.mea"
+	run model_test cmp logits "$S/b1.mea" "$S/b5.mea" 1e-4
+	[ "$status" -eq 0 ]
+	[[ $output == "4 records with logits"* ]]
+	run model_test cmp feat "$S/b1.mea" "$S/b5.mea" 1e-4
+	[ "$status" -eq 0 ]
+}
+
 @test "mea-main: f32 images in [0,1] give the logits of the u8 images" {
 	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" > "$S/u8.mea"
 	mea-main -m "$D/edge.mea-model" < "$D/recs32.mea" > "$S/f32.mea"
