@@ -11,6 +11,7 @@
 #include <fcntl.h>
 
 #include "cli.h"
+#include "model.h"
 
 const char *argv0 = "mea";
 
@@ -234,4 +235,58 @@ close_stdout(int status)
 		return EXIT_IO;
 	}
 	return status;
+}
+
+/* "conv 3x3 s2", "dwconv 3x3 s1", "conv 1x1 s1 g2", with "+add" when a
+ * residual add is fused in; other ops by name. */
+static void
+step_label(const struct mea_node *n, const struct mea_node *in, int fused_add,
+		char *buf, size_t len)
+{
+	if (n->op != MEA_OP_CONV) {
+		snprintf(buf, len, "%s", mea_op_name(n->op));
+		return;
+	}
+	int dw = n->groups > 1 && n->groups == in->C && n->K == in->C;
+	int k = snprintf(buf, len, "%s %dx%d s%d", dw ? "dwconv" : "conv", n->R, n->S, n->stride);
+	if (k > 0 && (size_t)k < len && n->groups > 1 && !dw)
+		k += snprintf(buf + k, len - (size_t)k, " g%d", n->groups);
+	if (k > 0 && (size_t)k < len && fused_add)
+		snprintf(buf + k, len - (size_t)k, "+add");
+}
+
+void
+cli_print_profile(const struct mea_model *m, const struct mea_plan *p)
+{
+	int ns = mea_plan_nsteps(p);
+	double total = 0, macs = 0;
+	uint64_t images = 0;
+	struct mea_step_time t;
+
+	for (int s = 0; s < ns; s++) {
+		mea_plan_step_time(p, s, &t);
+		total += t.seconds;
+		if (t.images > images)
+			images = t.images;
+	}
+	fprintf(stderr, "%s: profile: %d steps, %llu images, %.3f s in the steps\n", argv0, ns,
+		(unsigned long long)images, total);
+	fprintf(stderr, "%5s  %-26s %-16s %12s %9s %9s %7s %8s\n", "step", "layer", "op",
+		"output", "MMAC/img", "ms", "share", "GFLOP/s");
+	for (int s = 0; s < ns; s++) {
+		const struct mea_node *n;
+		char op[40], shape[40];
+		mea_plan_step_time(p, s, &t);
+		n = &m->node[t.node];
+		step_label(n, n->input[0] >= 0 ? &m->node[n->input[0]] : n, t.fused_add, op, sizeof op);
+		snprintf(shape, sizeof shape, "%dx%dx%d", n->C, n->H, n->W);
+		macs += (double)n->macs;
+		fprintf(stderr, "%5d  %-26s %-16s %12s %9.2f %9.1f %6.1f%% %8.1f\n", s, n->name, op,
+			shape, (double)n->macs * 1e-6, t.seconds * 1e3,
+			total > 0 ? 100 * t.seconds / total : 0,
+			t.seconds > 0 ? 2.0 * (double)n->macs * (double)t.images / t.seconds * 1e-9 : 0);
+	}
+	fprintf(stderr, "%5s  %-26s %-16s %12s %9.2f %9.1f %6.1f%% %8.1f\n", "", "total", "", "",
+		macs * 1e-6, total * 1e3, 100.0,
+		total > 0 ? 2.0 * macs * (double)images / total * 1e-9 : 0);
 }

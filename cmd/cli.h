@@ -54,4 +54,10 @@ int cli_threads(long opt);
  * status to exit with. */
 int close_stdout(int status);
 
+/* --profile: a table on stderr of the time each step of a profiled plan
+ * took, its share and its GFLOP/s (mea_plan_profile). */
+struct mea_model;
+struct mea_plan;
+void cli_print_profile(const struct mea_model *m, const struct mea_plan *p);
+
 #endif

@@ -11,7 +11,7 @@
 #include "model.h"
 
 static const char usage_text[] =
-"usage: mea-ext -m model [-b batch] [-t threads]\n"
+"usage: mea-ext -m model [-P] [-b batch] [-t threads]\n"
 "Run the adaptive and extension blocks of a MEANet edge model on every record\n"
 "with route=ext (and, in sweep mode, every record with hard=1); add tensor\n"
 "\"ext_logits\", fields ext_pred, ext_conf, t_ext, add to macs_edge, and for\n"
@@ -19,11 +19,13 @@ static const char usage_text[] =
 "  -m, --model FILE     the MEANet edge model (mea-model(5))\n"
 "  -b, --batch N        images per forward pass, 1..4096 (default 32)\n"
 "  -t, --threads N      OpenBLAS threads (default MEA_THREADS or 1)\n"
+"  -P, --profile        at the end, each layer's time and GFLOP/s on stderr\n"
 "  -h, --help           this help;  -V, --version  the version\n";
 
 static struct {
 	const char *model;
 	long batch, threads;
+	int profile;
 } opt = { .batch = 32 };
 
 static struct mea_batch q;   /* records waiting for one forward pass */
@@ -39,6 +41,7 @@ parse_args(int argc, char **argv)
 		{ "model", required_argument, NULL, 'm' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "profile", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -46,9 +49,10 @@ parse_args(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:b:t:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:b:t:PhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm': opt.model = optarg; break;
+		case 'P': opt.profile = 1; break;
 		case 'b': opt.batch = opt_long("--batch", optarg, 1, MEA_MODEL_MAX_BATCH); break;
 		case 't': opt.threads = opt_long("--threads", optarg, 1, 256); break;
 		default: cli_other_opt(c, usage_text, argv);
@@ -172,6 +176,7 @@ setup(void)
 		die(rc == MEA_E_NOMEM ? EXIT_IO : EXIT_MODEL, "%s: %s", opt.model, e.msg);
 	if (mea_batch_init(&q, (int)opt.batch, &e))
 		die_err(&e);
+	mea_plan_profile(plan, opt.profile);
 	if (!(prob = malloc((size_t)model->nhard * sizeof *prob)))
 		die(EXIT_IO, "out of memory");
 }
@@ -207,6 +212,8 @@ main(int argc, char **argv)
 	flush();
 	if (rc != MEA_EOF)
 		die_err(&e);
+	if (opt.profile)
+		cli_print_profile(model, plan);
 	mea_reader_free(&in);
 	mea_writer_free(&out);
 	mea_plan_free(plan);

@@ -10,7 +10,7 @@
 #include "model.h"
 
 static const char usage_text[] =
-"usage: mea-main -m model [-c] [-b batch] [-t threads]\n"
+"usage: mea-main -m model [-cP] [-b batch] [-t threads]\n"
 "Run the main block of a model on the \"image\" of each record; add tensor\n"
 "\"logits\" (and \"feat\" for a MEANet edge model) and fields macs_edge and\n"
 "t_main.  Records without an image pass through unchanged.\n"
@@ -18,12 +18,13 @@ static const char usage_text[] =
 "  -c, --cloud          the cloud side: add \"cloud_logits\", macs_cloud, t_cloud\n"
 "  -b, --batch N        images per forward pass, 1..4096 (default 32)\n"
 "  -t, --threads N      OpenBLAS threads (default MEA_THREADS or 1)\n"
+"  -P, --profile        at the end, each layer's time and GFLOP/s on stderr\n"
 "  -h, --help           this help;  -V, --version  the version\n";
 
 static struct {
 	const char *model;
 	long batch, threads;
-	int cloud;
+	int cloud, profile;
 } opt = { .batch = 32 };
 
 static struct mea_batch q;   /* records waiting for one forward pass */
@@ -42,6 +43,7 @@ parse_args(int argc, char **argv)
 		{ "cloud", no_argument, NULL, 'c' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "threads", required_argument, NULL, 't' },
+		{ "profile", no_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -49,10 +51,11 @@ parse_args(int argc, char **argv)
 	int c;
 
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":m:cb:t:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":m:cb:t:PhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'm': opt.model = optarg; break;
 		case 'c': opt.cloud = 1; break;
+		case 'P': opt.profile = 1; break;
 		case 'b': opt.batch = opt_long("--batch", optarg, 1, MEA_MODEL_MAX_BATCH); break;
 		case 't': opt.threads = opt_long("--threads", optarg, 1, 256); break;
 		default: cli_other_opt(c, usage_text, argv);
@@ -131,6 +134,7 @@ main(int argc, char **argv)
 		die(rc == MEA_E_NOMEM ? EXIT_IO : EXIT_MODEL, "%s: %s", opt.model, e.msg);
 	if (mea_batch_init(&q, (int)opt.batch, &e))
 		die_err(&e);
+	mea_plan_profile(plan, opt.profile);
 
 	mea_reader_init(&in, 0, "stdin");
 	mea_writer_init(&out, 1, "stdout");
@@ -157,6 +161,8 @@ main(int argc, char **argv)
 		die_err(&e);
 	}
 	flush();
+	if (opt.profile)
+		cli_print_profile(model, plan);
 	mea_reader_free(&in);
 	mea_writer_free(&out);
 	mea_plan_free(plan);

@@ -36,6 +36,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mea.h"
 #include "model.h"
@@ -52,6 +53,8 @@ struct step {
 	struct mea_conv_shape cs;
 	struct mea_pool_shape ps;
 	size_t save;          /* train bn: offset into p->save; maxpool: into p->argmax */
+	double seconds;       /* profiling: summed wall time */
+	uint64_t images;
 };
 
 struct mea_plan {
@@ -59,6 +62,7 @@ struct mea_plan {
 	int batch, n;         /* largest batch; images in the last forward */
 	int slice;            /* images per pass through the steps (see forward) */
 	int tail;             /* steps [tail, nstep) run once on the whole batch */
+	int profile;          /* time the forward steps */
 	int training;         /* any step trains */
 	int keep_stats;       /* training bn does not update running statistics */
 	int *owner;           /* node -> node owning the buffer of its value */
@@ -670,6 +674,27 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 		mea_relu_forward(len, y, y, act_cap(act));
 }
 
+static double
+seconds_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void
+timed_step(struct mea_plan *p, struct step *st, int N, int i0)
+{
+	double t0 = p->profile ? seconds_now() : 0;
+
+	step_forward(p, st, N, i0);
+	if (p->profile) {
+		st->seconds += seconds_now() - t0;
+		st->images += (uint64_t)N;
+	}
+}
+
 int
 mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e)
 {
@@ -678,10 +703,33 @@ mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e)
 	p->n = n;
 	for (int i0 = 0; i0 < n; i0 += p->slice)
 		for (int s = 0; s < p->tail; s++)
-			step_forward(p, &p->step[s], n - i0 < p->slice ? n - i0 : p->slice, i0);
+			timed_step(p, &p->step[s], n - i0 < p->slice ? n - i0 : p->slice, i0);
 	for (int s = p->tail; s < p->nstep; s++)
-		step_forward(p, &p->step[s], n, 0);
+		timed_step(p, &p->step[s], n, 0);
 	return 0;
+}
+
+void
+mea_plan_profile(struct mea_plan *p, int on)
+{
+	p->profile = on;
+}
+
+int
+mea_plan_nsteps(const struct mea_plan *p)
+{
+	return p->nstep;
+}
+
+void
+mea_plan_step_time(const struct mea_plan *p, int s, struct mea_step_time *t)
+{
+	const struct step *st = &p->step[s];
+
+	t->node = st->node;
+	t->fused_add = st->add >= 0;
+	t->seconds = st->seconds;
+	t->images = st->images;
 }
 
 /* Mirror every row of the first n images of the plan's input (node 0). */

@@ -326,4 +326,20 @@ float *mea_plan_param_grad(struct mea_plan *p, int t);
 /* Bytes of buffers the plan holds (activations, workspace, folded weights). */
 size_t mea_plan_bytes(const struct mea_plan *p);
 
+/* Where the time goes (mea-main --profile).  With profiling on, every
+ * forward step's wall time is summed across mea_plan_forward calls (two
+ * clock reads a step and slice; off by default). */
+void mea_plan_profile(struct mea_plan *p, int on);
+struct mea_step_time {
+	int node;              /* what the step computes: a convolution with
+	                          a folded bn or a fused add counts as the
+	                          convolution's node */
+	int fused_add;         /* 1: the step also does a residual add */
+	double seconds;        /* summed wall time */
+	uint64_t images;       /* images it ran on */
+};
+int mea_plan_nsteps(const struct mea_plan *p);
+/* Step s (0 <= s < mea_plan_nsteps) in the order the steps run. */
+void mea_plan_step_time(const struct mea_plan *p, int s, struct mea_step_time *t);
+
 #endif

@@ -21,6 +21,7 @@
 #      wall time of the best of RUNS runs, and also from the CPU time
 #      (user + system) of that run, which stays meaningful when other jobs
 #      share the cores; peak resident memory from /usr/bin/time.
+#      2b. MobileNetV2's time by kind of layer, from mea-main --profile.
 #   3. Training: steps of ResNet-20 at 1x28x28, batch 128, on random data
 #      (t/bench_train_test: the step lib/trainer.c does, through mea_plan).
 #      A training step counts 3x the forward MACs (forward, then the input
@@ -117,6 +118,30 @@ main r20-32 r32 "$N32" 1
 main r20-32 r32 "$N32" 64
 main mnv2 r224 "$N224" 1
 main mnv2 r224 "$N224" 64
+echo
+
+# Where the time goes, by kind of layer (mea-main --profile's table, the
+# op column cut to its kernel: "conv 1x1", "dwconv 3x3", ...).
+echo "== 2b. MobileNetV2 at batch 64 by kind of layer (mea-main --profile)"
+echo "+ mea-main -m mnv2.mea-model -b 64 --profile < r224.mea 2> profile > /dev/null"
+mea-main -m "$tmp/mnv2.mea-model" -b 64 --profile < "$tmp/r224.mea" 2> "$tmp/profile" > /dev/null
+awk '
+	NR > 2 && $1 != "total" {
+		kind = $3 ($3 ~ /conv$/ ? " " $4 : "")
+		if (!(kind in n)) { k++; order[k] = kind }
+		n[kind]++
+		ms[kind] += $(NF - 2); mac[kind] += $(NF - 3); all += $(NF - 2)
+	}
+	/^mea-main: profile/ { imgs = $5 }
+	END {
+		printf "    %-12s %6s %10s %7s %8s\n", "kind", "steps", "ms", "share", "GFLOP/s"
+		for (i = 1; i <= k; i++) {
+			c = order[i]
+			gf = ms[c] > 0 ? 2 * mac[c] * 1e6 * imgs / (ms[c] * 1e-3) * 1e-9 : 0
+			printf "    %-12s %6d %10.1f %6.1f%% %8.1f\n", c, n[c], ms[c], 100 * ms[c] / all, gf
+		}
+	}
+' "$tmp/profile"
 echo
 
 # ----------------------------------------------------------- 3. training

@@ -43,6 +43,15 @@ fields() {
 	[ "$(mea-decode --text "$X/ext.mea" | grep -c 'ext_logits   f32 \[5\]')" -eq "$nex" ]
 }
 
+@test "mea-ext: --profile tables the adaptive and extension layers on stderr" {
+	mea-gate -m "$X/edge.mea-model" -T 100 < "$X/main.mea" > "$X/gated.mea"
+	mea-ext -m "$X/edge.mea-model" -P < "$X/gated.mea" > /dev/null 2> "$X/err"
+	grep -Eq '^mea-ext: profile: [0-9]+ steps, [0-9]+ images' "$X/err"
+	grep -Eq ' adapt\.conv1 +conv 3x3 s1 ' "$X/err"
+	grep -Eq ' ext\.fc +fc ' "$X/err"
+	! grep -q ' layer1\.0\.conv1 ' "$X/err"    # the main block is not run again
+}
+
 @test "mea-ext: records not routed to it pass through byte for byte, in order" {
 	mea-gate -m "$X/edge.mea-model" -T 100 -H '' < "$X/main.mea" > "$X/easy.mea"
 	run bash -c "mea-ext -m '$X/edge.mea-model' < '$X/easy.mea' | cmp - '$X/easy.mea'"

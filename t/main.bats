@@ -70,6 +70,25 @@ setup() {
 	[ "$status" -eq 0 ]
 }
 
+@test "mea-main: --profile tables each layer's time on stderr and changes no record" {
+	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" > "$S/plain.mea"
+	mea-main -m "$D/edge.mea-model" --profile < "$D/recs.mea" > "$S/prof.mea" 2> "$S/err"
+	cmp "$S/plain.mea" "$S/prof.mea" || {
+		# t_main differs from run to run; the results must not
+		run model_test cmp logits "$S/plain.mea" "$S/prof.mea" 0
+		[ "$status" -eq 0 ]
+	}
+	grep -Eq '^mea-main: profile: [0-9]+ steps, 9 images, [0-9.]+ s in the steps$' "$S/err"
+	# ResNet-8: the stem, a residual add fused into the last convolution of
+	# each block, and the classifier, with shapes, MACs and a total line.
+	grep -Eq '^ +0  conv1 +conv 3x3 s1 +16x28x28 +0\.11 ' "$S/err"
+	grep -Eq ' layer1\.0\.conv2 +conv 3x3 s1\+add ' "$S/err"
+	grep -Eq ' fc +fc +10x1x1 ' "$S/err"
+	grep -Eq '^ +total +[0-9.]+ +[0-9.]+ +100\.0% ' "$S/err"
+	run mea-main -m "$D/edge.mea-model" -P -b 0 < /dev/null
+	[ "$status" -eq 2 ]
+}
+
 @test "mea-main: f32 images in [0,1] give the logits of the u8 images" {
 	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" > "$S/u8.mea"
 	mea-main -m "$D/edge.mea-model" < "$D/recs32.mea" > "$S/f32.mea"
