@@ -278,13 +278,19 @@ cli_print_profile(const struct mea_model *m, const struct mea_plan *p)
 		char op[40], shape[40];
 		mea_plan_step_time(p, s, &t);
 		n = &m->node[t.node];
-		step_label(n, n->input[0] >= 0 ? &m->node[n->input[0]] : n, t.fused_add, op, sizeof op);
+		if (t.block)   /* a fused inverted residual: its stride, by its last node's name */
+			snprintf(op, sizeof op, "ir s%d%s", n->H / m->node[t.last].H,
+				t.fused_add ? "+add" : "");
+		else
+			step_label(n, n->input[0] >= 0 ? &m->node[n->input[0]] : n, t.fused_add,
+				op, sizeof op);
+		n = &m->node[t.last];
 		snprintf(shape, sizeof shape, "%dx%dx%d", n->C, n->H, n->W);
-		macs += (double)n->macs;
+		macs += (double)t.macs;
 		fprintf(stderr, "%5d  %-26s %-16s %12s %9.2f %9.1f %6.1f%% %8.1f\n", s, n->name, op,
-			shape, (double)n->macs * 1e-6, t.seconds * 1e3,
+			shape, (double)t.macs * 1e-6, t.seconds * 1e3,
 			total > 0 ? 100 * t.seconds / total : 0,
-			t.seconds > 0 ? 2.0 * (double)n->macs * (double)t.images / t.seconds * 1e-9 : 0);
+			t.seconds > 0 ? 2.0 * (double)t.macs * (double)t.images / t.seconds * 1e-9 : 0);
 	}
 	fprintf(stderr, "%5s  %-26s %-16s %12s %9.2f %9.1f %6.1f%% %8.1f\n", "", "total", "", "",
 		macs * 1e-6, total * 1e3, 100.0,

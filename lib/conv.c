@@ -718,10 +718,12 @@ split_row(const float *x, int W, int pd, int ne, float *row)
 
 /*
  * The 3x3 depthwise forward at stride 1 or 2, which is all MobileNetV2
- * uses.  The general loop below spends its time on short rows (7 to 112
- * floats) and on re-reading and re-writing the output row once per tap.
- * Here one plane at a time is first copied into a zero-padded scratch
- * plane, so that no tap needs a bounds test, and each output row is then
+ * uses: output rows [p0, p1) of one plane, from its input rows h0 on at
+ * xp (dw3_rows; dw3_plane for all of them).  The general loop below
+ * spends its time on short rows (7 to 112 floats) and on re-reading and
+ * re-writing the output row once per tap.  Here the input rows are first
+ * copied into a zero-padded scratch plane, so that no tap needs a bounds
+ * test, and each output row is then
  * one pass over q with all nine taps summed in registers: nine loads,
  * multiplies and adds per output and a single store.  At stride 2 the
  * padded rows are stored with their even columns first and their odd
@@ -732,24 +734,26 @@ split_row(const float *x, int W, int pd, int ne, float *row)
  * changes no value for finite weights except possibly the sign of a zero.
  */
 static void
-dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, float b,
-		float lo, float hi, float *yp, float *pad)
+dw3_rows(const struct mea_conv_shape *s, const float *xp, int h0, int p0, int p1,
+		const float *wc, float b, float lo, float hi, float *yp, float *pad)
 {
-	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pd = s->pad;
-	int hp = H + 2 * pd, wp = W + 2 * pd, ld = wp + 1;
+	int H = s->H, W = s->W, Q = s->Q, st = s->stride, pd = s->pad;
+	int wp = W + 2 * pd, ld = wp + 1;
+	int nrows = (p1 - p0 - 1) * st + 3;   /* padded rows p0 * st .. */
 	int ne = (wp + 1) / 2;     /* even columns of a padded row (stride 2) */
 	/* The weights, copied once: read through wc in the loop, they were
 	 * loaded and broadcast again for every block of outputs. */
 	float wt[9];
 
 	memcpy(wt, wc, sizeof wt);
-	for (int h = 0; h < hp; h++) {
-		float *row = pad + (size_t)h * ld;
-		if (h < pd || h >= H + pd) {
+	for (int j = 0; j < nrows; j++) {
+		float *row = pad + (size_t)j * ld;
+		int h = p0 * st + j - pd;          /* the input row it holds */
+		if (h < 0 || h >= H) {
 			memset(row, 0, (size_t)ld * sizeof *row);
 			continue;
 		}
-		const float *xr = xp + (size_t)(h - pd) * W;
+		const float *xr = xp + (size_t)(h - h0) * W;
 		if (st == 2) {
 			split_row(xr, W, pd, ne, row);
 			continue;
@@ -766,17 +770,25 @@ dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, floa
 		 * taps are flat[p * ld + q + r * ld + t], so one dw3_row call over
 		 * (P - 1) * ld + Q outputs gives every row, plus ld - Q throwaway
 		 * outputs between rows, which read only inside the padded plane. */
-		float *flat = pad + (size_t)hp * ld;
-		dw3_row((P - 1) * ld + Q, pad, pad + ld, pad + 2 * ld, 1, 2, wt, b, lo, hi, flat);
-		for (int p = 0; p < P; p++)
+		float *flat = pad + (size_t)nrows * ld;
+		dw3_row((p1 - p0 - 1) * ld + Q, pad, pad + ld, pad + 2 * ld, 1, 2, wt, b, lo, hi,
+			flat);
+		for (int p = 0; p < p1 - p0; p++)
 			memcpy(yp + (size_t)p * Q, flat + (size_t)p * ld, (size_t)Q * sizeof *yp);
 		return;
 	}
-	for (int p = 0; p < P; p++) {
+	for (int p = 0; p < p1 - p0; p++) {
 		const float *r0 = pad + (size_t)p * st * ld;
-		dw3_row(Q, r0, r0 + ld, r0 + 2 * ld, o1, o2, wt, b, lo, hi,
-			yp + (size_t)p * Q);
+		dw3_row(Q, r0, r0 + ld, r0 + 2 * ld, o1, o2, wt, b, lo, hi, yp + (size_t)p * Q);
 	}
+}
+
+/* A whole plane (pad: dw3_work floats). */
+static void
+dw3_plane(const struct mea_conv_shape *s, const float *xp, const float *wc, float b,
+		float lo, float hi, float *yp, float *pad)
+{
+	dw3_rows(s, xp, 0, 0, s->P, wc, b, lo, hi, yp, pad);
 }
 
 static void
@@ -1172,4 +1184,144 @@ mea_conv2d_backward_set(const struct mea_conv_shape *s, const float *x,
 		float *work)
 {
 	conv_backward(s, x, w, dy, dx, 1, dw, db, work);
+}
+
+/* ------------------------------------------- fused inverted residual */
+
+/*
+ * MobileNetV2's inverted residual (mea_ir_forward) is a 1x1 expansion to
+ * E channels, a 3x3 depthwise convolution and a 1x1 projection.  Run as
+ * three layers, each writes and the next reads an E-channel activation
+ * (96 x 112 x 112 floats, 4.8 MB, in the second block), and the depthwise
+ * layer, three percent of the block's multiply-adds, took a third of
+ * MobileNetV2's time moving them.  Fused, the block runs over bands of
+ * `band` output rows of one image: the expansion GEMM makes the input
+ * rows the band needs (all E channels), the depthwise rows read them
+ * (dw3_rows), and the projection GEMM writes the band's output rows, so
+ * the expanded rows stay in cache.  The rows two bands share (the 3x3
+ * window's overlap) are kept and moved to the front of the scratch, not
+ * expanded again.  Band sizes keep the expanded rows and the depthwise
+ * output within IR_BYTES.
+ */
+#define IR_BYTES (512 * 1024)
+
+/* Expanded input rows held for a band of b output rows. */
+static int
+ir_rows(int b, int stride)
+{
+	return (b - 1) * stride + 3;
+}
+
+int
+mea_ir_shape_init(struct mea_ir_shape *s)
+{
+	if (s->N < 1 || s->C < 1 || s->H < 1 || s->W < 1 || s->E < 1 || s->K < 1 ||
+			(s->stride != 1 && s->stride != 2))
+		return -1;
+	/* GEMM sizes and leading dimensions are ints: a plane, a weight
+	 * matrix and three expanded rows (the least a band holds) fit one
+	 * with room to spare. */
+	long long hw = (long long)s->H * s->W;
+	if (hw > INT_MAX / 4 || (long long)s->C * s->E > INT_MAX ||
+			(long long)s->K * s->E > INT_MAX ||
+			(long long)s->E * 4 * (s->W + 3) > INT_MAX / 4)
+		return -1;
+	s->P = (s->H - 1) / s->stride + 1;    /* 3x3, pad 1 */
+	s->Q = (s->W - 1) / s->stride + 1;
+	/* Bytes of x and y fit a size_t. */
+	size_t nx = sizeof(float), ny = sizeof(float);
+	if (mulsz(&nx, (size_t)s->N) || mulsz(&nx, (size_t)s->C) || mulsz(&nx, (size_t)hw) ||
+			mulsz(&ny, (size_t)s->N) || mulsz(&ny, (size_t)s->K) ||
+			mulsz(&ny, (size_t)s->P * (size_t)s->Q))
+		return -1;
+	size_t row = (size_t)s->E * (size_t)s->W;      /* one expanded row */
+	size_t drow = (size_t)s->E * (size_t)s->Q;     /* one depthwise output row */
+	size_t budget = IR_BYTES / sizeof(float);
+	s->band = 1;
+	while (s->band < s->P && row * (size_t)ir_rows(s->band + 1, s->stride) +
+			drow * (size_t)(s->band + 1) <= budget)
+		s->band++;
+	return 0;
+}
+
+size_t
+mea_ir_workspace(const struct mea_ir_shape *s)
+{
+	size_t rows = (size_t)ir_rows(s->band, s->stride);
+	return (size_t)s->E * rows * (size_t)s->W +          /* expanded rows */
+		(size_t)s->E * (size_t)s->band * (size_t)s->Q +  /* depthwise output */
+		(rows + (size_t)s->band) * (size_t)(s->W + 3);   /* dw3_rows' scratch */
+}
+
+/* Expanded rows [h0, h1) of image xn into e (rows [r_lo, r_hi) already
+ * there, channel c's at e + c * ld): keep the ones still needed, make
+ * the rest. */
+static void
+ir_expand(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
+		const float *xn, float *e, size_t ld, int h0, int h1, int *r_lo, int *r_hi)
+{
+	int W = s->W, E = s->E;
+	size_t HW = (size_t)s->H * W;
+
+	if (*r_hi <= h0) {
+		*r_lo = *r_hi = h0;
+	} else if (h0 > *r_lo) {
+		for (int c = 0; c < E; c++)
+			memmove(e + (size_t)c * ld, e + (size_t)c * ld + (size_t)(h0 - *r_lo) * W,
+				(size_t)(*r_hi - h0) * W * sizeof *e);
+		*r_lo = h0;
+	}
+	if (h1 <= *r_hi)
+		return;
+	int n = (h1 - *r_hi) * W;
+	float *dst = e + (size_t)(*r_hi - *r_lo) * W;
+	float lo, hi;
+	mea_gemm(0, 0, E, n, s->C, 1.0f, wt->w[0], s->C, xn + (size_t)*r_hi * W, (int)HW,
+		0.0f, dst, (int)ld);
+	act_bounds(wt->relu[0], wt->cap[0], &lo, &hi);
+	for (int c = 0; c < E; c++)
+		epilogue((size_t)n, dst + (size_t)c * ld, wt->b[0] != NULL,
+			wt->b[0] ? wt->b[0][c] : 0, NULL, wt->relu[0], wt->cap[0],
+			dst + (size_t)c * ld);
+	*r_hi = h1;
+}
+
+void
+mea_ir_forward(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
+		const float *x, const float *res, float *y, float *work)
+{
+	int E = s->E, K = s->K, st = s->stride, P = s->P, Q = s->Q, B = s->band;
+	size_t HW = (size_t)s->H * s->W, PQ = (size_t)P * Q;
+	size_t ld = (size_t)ir_rows(B, st) * s->W;      /* a channel's expanded rows */
+	float *e = work, *d = e + (size_t)E * ld, *pad = d + (size_t)E * B * Q;
+	struct mea_conv_shape dw = { .N = 1, .C = E, .H = s->H, .W = s->W, .K = E,
+		.R = 3, .S = 3, .stride = st, .pad = 1, .groups = E, .P = P, .Q = Q };
+	float lo, hi;
+
+	act_bounds(wt->relu[1], wt->cap[1], &lo, &hi);
+	for (int n = 0; n < s->N; n++) {
+		const float *xn = x + (size_t)n * s->C * HW;
+		float *yn = y + (size_t)n * K * PQ;
+		const float *rn = res ? res + (size_t)n * K * PQ : NULL;
+		int r_lo = 0, r_hi = 0;
+		for (int p0 = 0; p0 < P; p0 += B) {
+			int p1 = p0 + B < P ? p0 + B : P;
+			int h0 = p0 * st - 1 > 0 ? p0 * st - 1 : 0;
+			int h1 = (p1 - 1) * st + 2 < s->H ? (p1 - 1) * st + 2 : s->H;
+			int nq = (p1 - p0) * Q;
+			ir_expand(s, wt, xn, e, ld, h0, h1, &r_lo, &r_hi);
+			for (int c = 0; c < E; c++)
+				dw3_rows(&dw, e + (size_t)c * ld, h0, p0, p1, wt->w[1] + (size_t)c * 9,
+					wt->b[1] ? wt->b[1][c] : 0.0f, lo, hi,
+					d + (size_t)c * B * Q, pad);
+			mea_gemm(0, 0, K, nq, E, 1.0f, wt->w[2], E, d, B * Q, 0.0f,
+				yn + (size_t)p0 * Q, (int)PQ);
+			for (int k = 0; k < K; k++) {
+				float *yk = yn + (size_t)k * PQ + (size_t)p0 * Q;
+				epilogue((size_t)nq, yk, wt->b[2] != NULL, wt->b[2] ? wt->b[2][k] : 0,
+					rn ? rn + (size_t)k * PQ + (size_t)p0 * Q : NULL,
+					wt->relu[2], wt->cap[2], yk);
+			}
+		}
+	}
 }

@@ -12,6 +12,8 @@
  *    a slice of the batch at a time (slice_size), so the buffers between
  *    the inputs and outputs hold a slice, not the batch; only the final
  *    fully connected layers run once on the whole batch (mark_tail).
+ *    MobileNetV2's large inverted residuals run as one step each
+ *    (fuse_blocks), their expanded activations never stored whole.
  *  - Training steps (the blocks in train_mask) keep every activation, run
  *    bn on batch statistics (saving mean and 1/std for backward and
  *    updating the running statistics), and have gradient buffers for each
@@ -55,6 +57,14 @@ struct step {
 	size_t save;          /* train bn: offset into p->save; maxpool: into p->argmax */
 	double seconds;       /* profiling: summed wall time */
 	uint64_t images;
+	/* Inference: a whole inverted residual runs in this step, which is
+	 * its expansion (see fuse_blocks); then these are its depthwise and
+	 * projection steps (folded weights and all), and in[1], out and add
+	 * are the projection's. */
+	int ir;
+	struct step *part;    /* [3], owned: the expansion, depthwise and
+	                         projection steps as they were */
+	struct mea_ir_shape is;
 };
 
 struct mea_plan {
@@ -63,6 +73,7 @@ struct mea_plan {
 	int slice;            /* images per pass through the steps (see forward) */
 	int tail;             /* steps [tail, nstep) run once on the whole batch */
 	int profile;          /* time the forward steps */
+	int plain;            /* no inference-only lowering (mea_plan_opts) */
 	int training;         /* any step trains */
 	int keep_stats;       /* training bn does not update running statistics */
 	int *owner;           /* node -> node owning the buffer of its value */
@@ -110,6 +121,8 @@ mea_plan_free(struct mea_plan *p)
 	free(p->owner);
 	free(p->pinned);
 	free(p->whole);
+	for (int s = 0; p->step && s < p->nstep; s++)
+		free(p->step[s].part);
 	free(p->needgrad);
 	free(p->stale);
 	free(p->val);
@@ -374,6 +387,44 @@ done:
 	return rc;
 }
 
+/* Floats of folded weight and bias a conv step with a bn needs. */
+static size_t
+folded_size(const struct mea_model *m, const struct step *st)
+{
+	const struct mea_node *n = &m->node[st->node];
+
+	return st->bn < 0 ? 0 : m->tensor[n->param[MEA_P_WEIGHT]].nelem + (size_t)n->K;
+}
+
+/* A conv step's bn folded into a copy of its weight and bias, at
+ * p->folded + *off. */
+static void
+fold(struct mea_plan *p, struct step *st, size_t *off)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *n = &m->node[st->node], *bn;
+	const struct mea_weight *w;
+	float *fw, *fb;
+
+	if (st->bn < 0)
+		return;
+	bn = &m->node[st->bn];
+	w = &m->tensor[n->param[MEA_P_WEIGHT]];
+	fw = p->folded + *off;
+	fb = fw + w->nelem;
+	*off += w->nelem + (size_t)n->K;
+	memcpy(fw, w->data, w->nelem * sizeof *fw);
+	if (n->bias)
+		memcpy(fb, tdata(m, n->param[MEA_P_BIAS]), (size_t)n->K * sizeof *fb);
+	else
+		memset(fb, 0, (size_t)n->K * sizeof *fb);
+	mea_bn_fold(n->K, w->nelem / (size_t)n->K, fw, fb,
+			tdata(m, bn->param[MEA_P_GAMMA]), tdata(m, bn->param[MEA_P_BETA]),
+			tdata(m, bn->param[MEA_P_MEAN]), tdata(m, bn->param[MEA_P_VAR]), bn->eps);
+	st->fw = fw;
+	st->fb = fb;
+}
+
 /* Shapes for the kernels, the workspace, folded weights and the training
  * buffers. */
 static int
@@ -386,6 +437,20 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 		struct step *st = &p->step[s];
 		const struct mea_node *n = &m->node[st->node];
 		const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
+		if (st->ir) {
+			const struct mea_node *dw = &m->node[st->part[1].node];
+			st->is = (struct mea_ir_shape){ .N = p->slice, .C = a->C, .H = a->H,
+				.W = a->W, .E = n->K, .K = m->node[st->part[2].node].K,
+				.stride = dw->stride };
+			if (mea_ir_shape_init(&st->is) != 0)
+				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): block too large for "
+						"a batch of %d", st->node, n->name, p->batch);
+			if (mea_ir_workspace(&st->is) > work)
+				work = mea_ir_workspace(&st->is);
+			for (int k = 0; k < 3; k++)
+				folded += folded_size(m, &st->part[k]);
+			continue;
+		}
 		if (n->op == MEA_OP_CONV) {
 			st->cs = (struct mea_conv_shape){ .N = p->slice, .C = a->C, .H = a->H,
 				.W = a->W, .K = n->K, .R = n->R, .S = n->S, .stride = n->stride,
@@ -393,15 +458,14 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 				/* Training plans keep training's order of sums even
 				 * in frozen blocks, so that a model trains to the same
 				 * bits as it did before the inference lowering came. */
-				.inference = !p->training };
+				.inference = !p->training && !p->plain };
 			if (mea_conv_shape_init(&st->cs) != 0)
 				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): convolution too large "
 						"for a batch of %d", st->node, n->name, p->batch);
 			size_t w = mea_conv_workspace(&st->cs);
 			if (w > work)
 				work = w;
-			if (st->bn >= 0)
-				folded += m->tensor[n->param[MEA_P_WEIGHT]].nelem + (size_t)n->K;
+			folded += folded_size(m, st);
 		} else if (n->op == MEA_OP_MAXPOOL || n->op == MEA_OP_AVGPOOL) {
 			st->ps = (struct mea_pool_shape){ .N = p->slice, .C = a->C, .H = a->H,
 				.W = a->W, .R = n->R, .S = n->S, .stride = n->stride, .pad = n->pad };
@@ -427,26 +491,10 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 		return e ? e->code : MEA_E_NOMEM;
 	for (int s = 0; s < p->nstep; s++) {
 		struct step *st = &p->step[s];
-		const struct mea_node *n = &m->node[st->node], *bn;
-		const struct mea_weight *w;
-		float *fw, *fb;
-		if (st->bn < 0)
-			continue;
-		bn = &m->node[st->bn];
-		w = &m->tensor[n->param[MEA_P_WEIGHT]];
-		fw = p->folded + off;
-		fb = fw + w->nelem;
-		off += w->nelem + (size_t)n->K;
-		memcpy(fw, w->data, w->nelem * sizeof *fw);
-		if (n->bias)
-			memcpy(fb, tdata(m, n->param[MEA_P_BIAS]), (size_t)n->K * sizeof *fb);
-		else
-			memset(fb, 0, (size_t)n->K * sizeof *fb);
-		mea_bn_fold(n->K, w->nelem / (size_t)n->K, fw, fb,
-				tdata(m, bn->param[MEA_P_GAMMA]), tdata(m, bn->param[MEA_P_BETA]),
-				tdata(m, bn->param[MEA_P_MEAN]), tdata(m, bn->param[MEA_P_VAR]), bn->eps);
-		st->fw = fw;
-		st->fb = fb;
+		if (!st->ir)
+			fold(p, st, &off);
+		for (int k = 0; st->ir && k < 3; k++)
+			fold(p, &st->part[k], &off);
 	}
 	if (!p->training)
 		return 0;
@@ -493,6 +541,90 @@ slice_size(const struct mea_plan *p)
 	}
 	size_t k = SLICE_BYTES / most;
 	return k < 1 ? 1 : k > (size_t)p->batch ? p->batch : (int)k;
+}
+
+/* See fuse_blocks. */
+#define FUSE_BYTES (1024 * 1024)
+
+/* A 1x1 convolution's node: stride 1, no padding, one group. */
+static int
+pointwise_node(const struct mea_node *n)
+{
+	return n->op == MEA_OP_CONV && n->R == 1 && n->S == 1 && n->stride == 1 &&
+		n->pad == 0 && n->groups == 1;
+}
+
+/* Steps a, b, c form an inverted residual fuse_blocks can fuse. */
+static int
+ir_steps(const struct mea_plan *p, const int *readers, const struct step *a,
+		const struct step *b, const struct step *c)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *na = &m->node[a->node], *nb = &m->node[b->node];
+
+	return pointwise_node(na) && pointwise_node(&m->node[c->node]) &&
+		nb->op == MEA_OP_CONV && nb->R == 3 && nb->S == 3 && nb->pad == 1 &&
+		(nb->stride == 1 || nb->stride == 2) && nb->groups == na->K &&
+		nb->K == na->K && a->in[0] >= 0 && a->add < 0 && b->add < 0 &&
+		b->in[0] == a->out && c->in[0] == b->out &&
+		readers[a->out] == 1 && readers[b->out] == 1 &&
+		!p->pinned[a->out] && !p->pinned[b->out] &&
+		per_image(na) * sizeof(float) > FUSE_BYTES;
+}
+
+/*
+ * Each inverted residual of an inference plan into one step (conv.c,
+ * mea_ir_forward): three steps in a row, a 1x1 convolution, a 3x3
+ * depthwise one reading only it, and a 1x1 one reading only that, whose
+ * two intermediate values nobody else reads or wants.  They then need no
+ * buffers.  The first step becomes the block's, with the last one's
+ * inputs and output, and keeps the three as they were in st->part.
+ *
+ * Only blocks whose expanded activation of one image exceeds FUSE_BYTES:
+ * smaller ones stay in cache from layer to layer anyway, and cut into
+ * bands their GEMMs packed the weights (up to 960 x 160 floats) once a
+ * band instead of once an image.  In MobileNetV2 at 224x224 this fuses
+ * the blocks at 112x112 and 56x56, which the fusion made about a
+ * quarter faster (mea-main --profile); the blocks at 28x28 and below
+ * were as fast or slower fused.
+ */
+
+static int
+fuse_blocks(struct mea_plan *p, struct mea_err *e)
+{
+	int *readers, out = 0;
+
+	if (p->training || p->plain)
+		return 0;
+	if (!(readers = calloc((size_t)p->m->nnodes, sizeof *readers)))
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	for (int s = 0; s < p->nstep; s++)
+		for (int k = 0; k < 2; k++)
+			if (p->step[s].in[k] >= 0)
+				readers[p->step[s].in[k]]++;
+	for (int s = 0; s < p->nstep; s++) {
+		struct step *a = &p->step[s], lead;
+		if (s + 2 >= p->nstep || !ir_steps(p, readers, a, a + 1, a + 2)) {
+			p->step[out++] = *a;
+			continue;
+		}
+		lead = *a;
+		if (!(lead.part = malloc(3 * sizeof *lead.part))) {
+			free(readers);
+			return mea_errf(e, MEA_E_NOMEM, "out of memory");
+		}
+		memcpy(lead.part, a, 3 * sizeof *lead.part);
+		lead.ir = 1;
+		lead.bn = -1;
+		lead.in[1] = a[2].in[1];
+		lead.out = a[2].out;
+		lead.add = a[2].add;
+		p->step[out++] = lead;
+		s += 2;
+	}
+	p->nstep = out;
+	free(readers);
+	return 0;
 }
 
 /*
@@ -547,6 +679,7 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 	p->m = m;
 	p->batch = o->batch;
 	p->keep_stats = o->keep_stats;
+	p->plain = o->plain;
 	p->owner = malloc(nn * sizeof *p->owner);
 	p->pinned = calloc(nn, 1);
 	p->whole = calloc(nn, 1);
@@ -569,6 +702,8 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 		p->pinned[p->owner[o->output[k]]] = 1;
 	for (int k = 0; k < o->ninputs; k++)
 		p->pinned[o->input[k]] = 1;
+	if ((rc = fuse_blocks(p, e)))
+		goto fail;
 	p->slice = slice_size(p);
 	mark_tail(p);
 	if ((rc = assign_buffers(p, given, e)) || (rc = prepare_steps(p, e)))
@@ -611,6 +746,46 @@ at_image(const struct mea_plan *p, int v, int i0)
 	return p->whole[v] ? b + (size_t)i0 * per_image(&p->m->node[v]) : b;
 }
 
+/* The activation a step applies: its fused add's, its folded bn's, or
+ * its own node's. */
+static int
+step_act(const struct mea_model *m, const struct step *st)
+{
+	return st->add >= 0 ? m->node[st->add].act : st->bn >= 0 ? m->node[st->bn].act :
+		m->node[st->node].act;
+}
+
+static const float *
+step_weight(const struct mea_model *m, const struct step *st)
+{
+	return st->fw ? st->fw : tdata(m, m->node[st->node].param[MEA_P_WEIGHT]);
+}
+
+static const float *
+step_bias(const struct mea_model *m, const struct step *st)
+{
+	return st->fw ? st->fb : tdata(m, m->node[st->node].param[MEA_P_BIAS]);
+}
+
+static void
+ir_forward(struct mea_plan *p, struct step *st, const float *x, const float *res,
+		float *y, int N)
+{
+	const struct mea_model *m = p->m;
+	const struct step *part[3] = { &st->part[0], &st->part[1], &st->part[2] };
+	struct mea_ir_weights wt;
+
+	for (int k = 0; k < 3; k++) {
+		int act = step_act(m, part[k]);
+		wt.w[k] = step_weight(m, part[k]);
+		wt.b[k] = step_bias(m, part[k]);
+		wt.relu[k] = act != 0;
+		wt.cap[k] = act_cap(act);
+	}
+	st->is.N = N;
+	mea_ir_forward(&st->is, &wt, x, res, y, p->work);
+}
+
 static void
 step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 {
@@ -622,9 +797,12 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 	const float *x2 = st->in[1] >= 0 ? at_image(p, st->in[1], i0) : NULL; /* or a fused add's */
 	float *y = at_image(p, st->out, i0);
 	size_t len = (size_t)N * per_image(n);
-	int act = st->add >= 0 ? m->node[st->add].act : st->bn >= 0 ? m->node[st->bn].act :
-		n->act;
+	int act = step_act(m, st);
 
+	if (st->ir) {
+		ir_forward(p, st, x, st->add >= 0 ? x2 : NULL, y, N);
+		return;
+	}
 	switch (n->op) {
 	case MEA_OP_CONV:
 		st->cs.N = N;
@@ -727,7 +905,12 @@ mea_plan_step_time(const struct mea_plan *p, int s, struct mea_step_time *t)
 	const struct step *st = &p->step[s];
 
 	t->node = st->node;
+	t->last = st->ir ? st->part[2].node : st->node;
+	t->block = st->ir;
 	t->fused_add = st->add >= 0;
+	t->macs = p->m->node[st->node].macs;
+	for (int k = 1; st->ir && k < 3; k++)
+		t->macs += p->m->node[st->part[k].node].macs;
 	t->seconds = st->seconds;
 	t->images = st->images;
 }

@@ -280,6 +280,8 @@ struct mea_plan_opts {
 	int train_mask;        /* MEA_BLOCK_BIT()s of blocks to train; 0 = inference */
 	int keep_stats;        /* training: leave bn running statistics alone (the
 	                          second and later plans of a data-parallel step) */
+	int plain;             /* inference without its own lowerings (row shifts,
+	                          fused blocks): the sums training does, for tests */
 };
 
 struct mea_plan;
@@ -334,7 +336,12 @@ struct mea_step_time {
 	int node;              /* what the step computes: a convolution with
 	                          a folded bn or a fused add counts as the
 	                          convolution's node */
+	int last;              /* the node whose value it writes: node, or for
+	                          a fused inverted residual its projection */
+	int block;             /* 1: a fused inverted residual (node is its
+	                          expansion) */
 	int fused_add;         /* 1: the step also does a residual add */
+	uint64_t macs;         /* per image, of every node the step runs */
 	double seconds;        /* summed wall time */
 	uint64_t images;       /* images it ran on */
 };

@@ -83,6 +83,33 @@ void mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 		const float *w, const float *bias, const float *res, int relu,
 		float cap, float *y, float *work);
 
+/*
+ * MobileNetV2's inverted residual in inference, in one pass over bands of
+ * output rows so that the expanded activations never leave the cache:
+ * y = act3(project(act2(dw3x3(act1(expand(x) + b1)) + b2)) + b3 + res),
+ * expand a 1x1 convolution C -> E, dw a 3x3 depthwise one (pad 1, stride
+ * 1 or 2), project a 1x1 convolution E -> K.  The same values as the
+ * three mea_conv2d_forward_act calls, up to rounding.
+ */
+struct mea_ir_shape {
+	int N, C, H, W;      /* input */
+	int E, K, stride;    /* expanded and output channels, dw stride */
+	int P, Q;            /* output height, width (computed) */
+	int band;            /* output rows per pass (computed) */
+};
+struct mea_ir_weights {
+	const float *w[3];   /* expand [E][C], depthwise [E][3][3], project [K][E] */
+	const float *b[3];   /* their biases: E, E and K floats */
+	int relu[3];         /* activations, as in mea_conv2d_forward_act */
+	float cap[3];
+};
+/* Fill in P, Q and band and check the shape; 0 or -1. */
+int mea_ir_shape_init(struct mea_ir_shape *s);
+size_t mea_ir_workspace(const struct mea_ir_shape *s);   /* floats */
+/* res: NULL or a tensor of y's shape (the block's shortcut). */
+void mea_ir_forward(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
+		const float *x, const float *res, float *y, float *work);
+
 /* -------------------------------------------------- batch normalisation */
 
 /* Inference: y = gamma * (x - mean) / sqrt(var + eps) + beta per channel. */

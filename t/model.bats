@@ -117,6 +117,19 @@ refuse() {
 	[[ $output == *" 0 disagree"* ]]
 }
 
+@test "model: inference's own lowerings give the values training's would" {
+	# Row shifts (ResNets' 3x3 convolutions), fused inverted residuals
+	# (MobileNetV2's large blocks), the classifier on the whole batch:
+	# logits and the first residual adds, against a plain plan.
+	for a in "resnet20 1x28x28 10 12" "resnet18 3x64x64 10 3" "mobilenetv2 3x224x224 20 2"; do
+		run model_test lowering $a
+		echo "$output"
+		[ "$status" -eq 0 ]
+	done
+	# MobileNetV2 at 224x224 fuses its three blocks at 112x112 and 56x56.
+	[[ $output == *"48 steps, 54 plain"* ]]
+}
+
 @test "model: the main block can be extracted from an edge model" {
 	model_test tiny "$S/edge" meanet
 	model_test extract "$S/edge" "$S/main"

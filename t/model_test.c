@@ -17,6 +17,9 @@
  *                                 graph's gradients on a tiny ResNet (or the
  *                                 tiny MEANet's adaptive + extension blocks)
  *   model_test plan ARCH CxHxW K BATCH   print a plan's buffer bytes
+ *   model_test lowering ARCH CxHxW K BATCH   an inference plan's logits
+ *                                 against a plain one's (mea_plan_opts.plain:
+ *                                 no row shifts, no fused blocks)
  *   model_test records N CxHxW SEED [f32]   random image records on stdout
  *   model_test cmp TENSOR A B TOL  compare a tensor record by record
  */
@@ -337,6 +340,60 @@ cmd_ext(const char *path)
 	mea_plan_free(ext);
 	mea_model_free(m);
 	return worst < 1e-5 ? 0 : 1;
+}
+
+/*
+ * The inference-only lowerings (row shifts, fused inverted residuals,
+ * whole-batch classifiers) against the plain plan, which computes as
+ * training does, on a random model and random images.
+ */
+static int
+cmd_lowering(const char *arch, const char *shape, int k, int batch)
+{
+	struct mea_arch a = { .name = arch, .nclasses = k };
+	struct mea_plan_opts o = { .batch = batch, .ninputs = 1, .noutputs = 1 };
+	struct mea_plan *fast, *plain;
+	struct mea_model *m;
+	struct mea_err e;
+	struct mea_rng r;
+	int bad = 0;
+
+	parse_shape(shape, &a.in_c, &a.in_h, &a.in_w);
+	check(mea_arch_build(&m, &a, &e), &e);
+	mea_model_init(m, 7, MEA_BLOCK_BIT(MEA_BLOCK_MAIN));
+	o.output[0] = m->node_logits;
+	/* The logits, and the first residual adds: the random logits of a deep
+	 * net hardly depend on its early blocks. */
+	for (int i = 0; i < m->nnodes && o.noutputs < 4; i++)
+		if (m->node[i].op == MEA_OP_ADD)
+			o.output[o.noutputs++] = i;
+	check(mea_plan_new(&fast, m, &o, &e), &e);
+	o.plain = 1;
+	check(mea_plan_new(&plain, m, &o, &e), &e);
+	mea_rng_seed(&r, 5);
+	for (size_t i = 0; i < (size_t)batch * m->in_c * m->in_h * m->in_w; i++)
+		mea_plan_value(fast, 0)[i] = mea_plan_value(plain, 0)[i] = mea_rng_normal(&r);
+	check(mea_plan_forward(fast, batch, &e), &e);
+	check(mea_plan_forward(plain, batch, &e), &e);
+	printf("%s %s: %d steps, %d plain\n", arch, shape, mea_plan_nsteps(fast),
+			mea_plan_nsteps(plain));
+	for (int j = 0; j < o.noutputs; j++) {
+		const struct mea_node *n = &m->node[o.output[j]];
+		size_t len = (size_t)batch * n->C * n->H * n->W;
+		double worst = 0, big = 0;
+		for (size_t i = 0; i < len; i++) {
+			double a1 = mea_plan_value(fast, o.output[j])[i];
+			double b1 = mea_plan_value(plain, o.output[j])[i];
+			worst = fmax(worst, fabs(a1 - b1));
+			big = fmax(big, fabs(b1));
+		}
+		printf("  %-16s differs by %.3g at most (largest %.3g)\n", n->name, worst, big);
+		bad |= !(big > 0 && worst <= 1e-5 * big);
+	}
+	mea_plan_free(fast);
+	mea_plan_free(plain);
+	mea_model_free(m);
+	return bad;
 }
 
 /* ------------------------------------------------------- file surgery */
@@ -722,12 +779,14 @@ main(int argc, char **argv)
 		mea_model_free(m);
 		return 0;
 	}
+	if (strcmp(cmd, "lowering") == 0 && argc == 6)
+		return cmd_lowering(argv[2], argv[3], atoi(argv[4]), atoi(argv[5]));
 	if (strcmp(cmd, "records") == 0 && argc >= 5)
 		return cmd_records(atoi(argv[2]), argv[3], (unsigned)atoi(argv[4]),
 				argc > 5 && strcmp(argv[5], "f32") == 0);
 	if (strcmp(cmd, "cmp") == 0 && argc == 6)
 		return cmd_cmp(argv[2], argv[3], argv[4], atof(argv[5]));
 	fprintf(stderr, "usage: model_test tiny|forward|ext|roundtrip|corrupt|info|extract|grad|"
-			"plan|records|cmp ...\n");
+			"plan|lowering|records|cmp ...\n");
 	return 2;
 }

@@ -4,7 +4,7 @@
  *
  *   nn_test [group...]     groups: gemm conv-shape conv-fwd conv-naive
  *                          conv-bwd bn-fwd bn-bwd bn-fold relu add concat
- *                          maxpool avgpool gap fc softmax xent sgd fused
+ *                          maxpool avgpool gap fc softmax xent sgd fused ir
  *
  * Forward outputs are compared with the reference within a tolerance
  * relative to the largest reference value.  Backward passes are checked
@@ -1181,6 +1181,89 @@ test_sgd(void)
 	check(fabsf(w0[0] - 0.949f) < 1e-6, G, "no velocity buffer: w = %.6f", w0[0]);
 }
 
+/* ----------------------------------------------- inverted residual */
+
+/* One 1x1, 3x3 depthwise or 1x1 layer of a block, as a shape. */
+static struct mea_conv_shape
+ir_layer(int N, int C, int H, int W, int K, int R, int stride, int groups)
+{
+	struct mea_conv_shape s = {.N = N, .C = C, .H = H, .W = W, .K = K, .R = R,
+		.S = R, .stride = stride, .pad = R / 2, .groups = groups, .inference = 1};
+	mea_conv_shape_init(&s);
+	return s;
+}
+
+/*
+ * mea_ir_forward against the three convolutions it fuses, run one after
+ * the other (each checked above): one band or several, stride 1 and 2,
+ * odd sizes, with and without a shortcut and biases.
+ */
+static void
+test_ir(void)
+{
+	const char *G = "ir";
+	static const struct {
+		int N, C, H, W, E, K, stride, res, bias;
+		const char *what;
+	} cases[] = {
+		{2, 5, 9, 7, 12, 5, 1, 1, 1, "one band, shortcut"},
+		{3, 4, 11, 13, 8, 6, 2, 0, 1, "stride 2, odd sizes"},
+		{2, 16, 40, 40, 96, 16, 1, 1, 1, "several bands, shortcut"},
+		{1, 8, 41, 37, 96, 24, 2, 0, 0, "several bands, stride 2, no biases"},
+		{2, 3, 1, 1, 6, 3, 1, 1, 1, "a 1x1 image"},
+		{1, 3, 2, 3, 6, 4, 2, 0, 1, "a 2x3 image at stride 2"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int N = cases[i].N, C = cases[i].C, H = cases[i].H, W = cases[i].W;
+		int E = cases[i].E, K = cases[i].K, st = cases[i].stride;
+		struct mea_ir_shape s = {.N = N, .C = C, .H = H, .W = W, .E = E, .K = K,
+			.stride = st};
+		if (mea_ir_shape_init(&s) != 0) {
+			check(0, G, "%s: shape rejected", cases[i].what);
+			continue;
+		}
+		struct mea_conv_shape s1 = ir_layer(N, C, H, W, E, 1, 1, 1);
+		struct mea_conv_shape s2 = ir_layer(N, E, H, W, E, 3, st, E);
+		struct mea_conv_shape s3 = ir_layer(N, E, s2.P, s2.Q, K, 1, 1, 1);
+		size_t nx = (size_t)N * C * H * W, ne = (size_t)N * E * H * W;
+		size_t nd = (size_t)N * E * s2.P * s2.Q, ny = (size_t)N * K * s.P * s.Q;
+		float *x = frand(nx, -1, 1), *res = cases[i].res ? frand(ny, -1, 1) : NULL;
+		struct mea_ir_weights wt = {
+			.w = {frand((size_t)E * C, -0.5f, 0.5f), frand((size_t)E * 9, -0.5f, 0.5f),
+				frand((size_t)K * E, -0.3f, 0.3f)},
+			.b = {cases[i].bias ? frand(E, -0.5f, 0.5f) : NULL,
+				cases[i].bias ? frand(E, -0.5f, 0.5f) : NULL,
+				cases[i].bias ? frand(K, -0.5f, 0.5f) : NULL},
+			.relu = {1, 1, 0}, .cap = {6, 6, 0},
+		};
+		float *e = xmalloc(ne * sizeof *e), *d = xmalloc(nd * sizeof *d);
+		float *want = xmalloc(ny * sizeof *want), *got = frand(ny, -9, 9);
+		size_t nw = mea_conv_workspace(&s1);
+		if (mea_conv_workspace(&s2) > nw)
+			nw = mea_conv_workspace(&s2);
+		if (mea_conv_workspace(&s3) > nw)
+			nw = mea_conv_workspace(&s3);
+		float *w1 = xmalloc((nw ? nw : 1) * sizeof *w1);
+		float *work = xmalloc(mea_ir_workspace(&s) * sizeof *work);
+
+		check(s.P == s2.P && s.Q == s2.Q, G, "%s: output %dx%d", cases[i].what, s.P, s.Q);
+		mea_conv2d_forward_act(&s1, x, wt.w[0], wt.b[0], NULL, 1, 6, e, w1);
+		mea_conv2d_forward_act(&s2, e, wt.w[1], wt.b[1], NULL, 1, 6, d, w1);
+		mea_conv2d_forward_act(&s3, d, wt.w[2], wt.b[2], res, 0, 0, want, w1);
+		mea_ir_forward(&s, &wt, x, res, got, work);
+		double err = relerr_ff(got, want, ny);
+		check(err < 1e-6, G, "%s (N%d C%d %dx%d E%d K%d s%d, bands of %d): err %.2g",
+			cases[i].what, N, C, H, W, E, K, st, s.band, err);
+		for (int k = 0; k < 3; k++)
+			free((void *)wt.w[k]), free((void *)wt.b[k]);
+		free(x), free(res), free(e), free(d), free(want), free(got), free(w1), free(work);
+	}
+	struct mea_ir_shape bad = {.N = 1, .C = 4, .H = 8, .W = 8, .E = 8, .K = 4, .stride = 3};
+	check(mea_ir_shape_init(&bad) == -1, G, "rejects stride 3");
+	bad.stride = 1, bad.E = 0;
+	check(mea_ir_shape_init(&bad) == -1, G, "rejects no expanded channels");
+}
+
 /* ------------------------------------------------------------- fused */
 
 /* NaN in every element: a _set kernel must not read what it overwrites. */
@@ -1340,6 +1423,7 @@ static const struct {
 	{"xent", test_xent},
 	{"sgd", test_sgd},
 	{"fused", test_fused},
+	{"ir", test_ir},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
