@@ -127,6 +127,9 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 		snprintf(buf + strlen(buf), n - strlen(buf), " smooth=%g", c->smooth);
 	if (c->workers > 1)
 		snprintf(buf + strlen(buf), n - strlen(buf), " threads=%d", c->workers);
+	if (c->distill != 0)
+		snprintf(buf + strlen(buf), n - strlen(buf), " distill=%g tau=%g", c->distill,
+				c->tau);
 }
 
 static int

@@ -11,6 +11,7 @@ mea_dataset_free(struct mea_dataset *ds)
 {
 	free(ds->pix);
 	free(ds->label);
+	free(ds->soft);
 	memset(ds, 0, sizeof *ds);
 }
 
@@ -29,6 +30,12 @@ grow(struct mea_dataset *ds, size_t plane, struct mea_err *e)
 	if (!(lab = realloc(ds->label, ncap * sizeof *lab)))
 		return mea_errf(e, MEA_E_NOMEM, "out of memory for %zu labels", ncap);
 	ds->label = lab;
+	if (ds->K > 0) {
+		float *soft = realloc(ds->soft, ncap * (size_t)ds->K * sizeof *soft);
+		if (!soft)
+			return mea_errf(e, MEA_E_NOMEM, "out of memory for %zu teacher rows", ncap);
+		ds->soft = soft;
+	}
 	ds->cap = ncap;
 	return MEA_OK;
 }
@@ -49,10 +56,22 @@ add_record(struct mea_dataset *ds, const struct mea_record *r, int nclasses,
 	if (label < 0 || label >= nclasses)
 		return mea_errf(e, MEA_E_FORMAT, "%s: label %lld outside 0..%d", where,
 				(long long)label, nclasses - 1);
+	const struct mea_tensor *soft = mea_tensor_get(r, "cloud_logits");
+	if (soft && (soft->dtype != MEA_F32 || soft->nelem != (size_t)nclasses))
+		return mea_errf(e, MEA_E_FORMAT, "%s: cloud_logits is not %d f32 values", where,
+				nclasses);
+	for (size_t k = 0; soft && k < soft->nelem; k++)
+		if (!isfinite(((const float *)soft->data)[k]))
+			return mea_errf(e, MEA_E_FORMAT, "%s: cloud_logits[%zu] is not finite",
+					where, k);
 	if (ds->n == 0 && ds->cap == 0) {
 		ds->C = (int)t->dim[0];
 		ds->H = (int)t->dim[1];
 		ds->W = (int)t->dim[2];
+		ds->K = soft ? nclasses : 0;
+	} else if ((soft != NULL) != (ds->K > 0)) {
+		return mea_errf(e, MEA_E_FORMAT, "%s: %s cloud_logits, the earlier records %s",
+				where, soft ? "has" : "has no", soft ? "had none" : "had them");
 	} else if (t->dim[0] != (uint32_t)ds->C || t->dim[1] != (uint32_t)ds->H ||
 			t->dim[2] != (uint32_t)ds->W) {
 		return mea_errf(e, MEA_E_FORMAT, "%s: image is %ux%ux%u, earlier ones %dx%dx%d",
@@ -63,6 +82,8 @@ add_record(struct mea_dataset *ds, const struct mea_record *r, int nclasses,
 	if (ds->n == ds->cap && grow(ds, plane, e))
 		return e->code;
 	memcpy(ds->pix + ds->n * plane, t->data, plane);
+	if (soft)
+		memcpy(ds->soft + ds->n * (size_t)ds->K, soft->data, soft->nbytes);
 	ds->label[ds->n++] = (int32_t)label;
 	return MEA_OK;
 }

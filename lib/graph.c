@@ -1053,6 +1053,17 @@ mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels, float smooth)
 	return mea_xent(p->n, (int)per_image(n), p->val[p->owner[node]], labels, smooth, g);
 }
 
+float
+mea_plan_distill(struct mea_plan *p, int node, const int32_t *labels, float smooth,
+		const float *t, float alpha, float tau)
+{
+	const struct mea_node *n = &p->m->node[node];
+	float *g = mea_plan_grad(p, node);
+
+	return mea_distill(p->n, (int)per_image(n), p->val[p->owner[node]], labels, smooth,
+			t, alpha, tau, g);
+}
+
 /* The gradient of a parameter slot, NULL when the node has no such slot. */
 static float *
 slot_grad(struct mea_plan *p, const struct mea_node *n, int slot)

@@ -318,6 +318,9 @@ float *mea_plan_grad(struct mea_plan *p, int node);
  * label smoothing `smooth` (0: none); adds its gradient into the node's
  * gradient buffer. */
 float mea_plan_xent(struct mea_plan *p, int node, const int32_t *labels, float smooth);
+/* mea_plan_xent, distilled from teacher logits t[n][K] (mea_distill). */
+float mea_plan_distill(struct mea_plan *p, int node, const int32_t *labels, float smooth,
+		const float *t, float alpha, float tau);
 /* Backward pass of the last forward: propagates the gradients set on the
  * wanted nodes and adds into the parameter gradients. */
 int mea_plan_backward(struct mea_plan *p, struct mea_err *e);

@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cblas.h>
@@ -842,6 +843,63 @@ mea_xent(int N, int K, const float *x, const int32_t *labels, float smooth, floa
 		}
 	}
 	return N > 0 ? (float)(loss / N) : 0.0f;
+}
+
+/* softmax(x / tau) of one row into p (double), and its log-sum-exp. */
+static double
+soft_row(int K, const float *x, double tau, double *p)
+{
+	double mx = x[0] / tau, s = 0;
+
+	for (int k = 1; k < K; k++)
+		if (x[k] / tau > mx)
+			mx = x[k] / tau;
+	for (int k = 0; k < K; k++)
+		s += (p[k] = exp(x[k] / tau - mx));
+	for (int k = 0; k < K; k++)
+		p[k] /= s;
+	return mx + log(s);
+}
+
+/*
+ * The soft term per image: tau^2 * sum_k pt_k (log pt_k - log ps_k), pt
+ * and ps the teacher's and the student's softmax at temperature tau; its
+ * gradient in x is tau * (ps - pt) (the tau^2 keeps the soft term's
+ * gradient on the scale of the hard one's as tau changes).
+ */
+float
+mea_distill(int N, int K, const float *x, const int32_t *labels, float smooth,
+		const float *t, float alpha, float tau, float *dx)
+{
+	double soft = 0, *ps = malloc(2 * (size_t)K * sizeof *ps), *pt = ps + K;
+	float *g = malloc((size_t)K * sizeof *g);
+	float hard = mea_xent(N, K, x, labels, smooth, NULL);
+
+	if (!ps || !g) {
+		free(ps);
+		free(g);
+		return NAN;
+	}
+	for (int n = 0; n < N; n++) {
+		const float *xr = x + (size_t)n * K, *tr = t + (size_t)n * K;
+		double ls = soft_row(K, xr, tau, ps), lt = soft_row(K, tr, tau, pt);
+		for (int k = 0; k < K; k++)
+			if (pt[k] > 0)
+				soft += pt[k] * ((tr[k] / tau - lt) - (xr[k] / tau - ls));
+		if (!dx)
+			continue;
+		/* The hard term's gradient, (1 - alpha) of mea_xent's, then the
+		 * soft one's. */
+		float *dr = dx + (size_t)n * K;
+		for (int k = 0; k < K; k++)
+			g[k] = 0;
+		mea_xent(1, K, xr, labels + n, smooth, g);
+		for (int k = 0; k < K; k++)
+			dr[k] += (float)(((1 - alpha) * g[k] + alpha * tau * (ps[k] - pt[k])) / N);
+	}
+	free(ps);
+	free(g);
+	return (float)((1 - alpha) * hard + alpha * (double)tau * tau * soft / (N > 0 ? N : 1));
 }
 
 /* ---------------------------------------------------------- optimiser */

@@ -210,6 +210,11 @@ float mea_entropy(int K, const float *p);
  * not NULL, dx += (softmax(x) - target) / N. */
 float mea_xent(int N, int K, const float *x, const int32_t *labels, float smooth,
 		float *dx);
+/* Distillation (Hinton et al.): (1 - alpha) * mea_xent(...) + alpha * tau^2
+ * * KL(softmax(t / tau) || softmax(x / tau)), t[N][K] a teacher's logits;
+ * its gradient added into dx (may be NULL) as mea_xent does. */
+float mea_distill(int N, int K, const float *x, const int32_t *labels, float smooth,
+		const float *t, float alpha, float tau, float *dx);
 
 /* ---------------------------------------------------------- optimiser */
 

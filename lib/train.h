@@ -35,6 +35,10 @@ struct mea_dataset {
 	int C, H, W;
 	uint8_t *pix;     /* owned */
 	int32_t *label;   /* owned; all >= 0 */
+	float *soft;      /* owned: [n][K] a teacher's logits, from a "cloud_logits"
+	                     tensor in every record (mea-main --cloud), or NULL
+	                     when the records have none */
+	int K;            /* classes of soft */
 	size_t cap;
 };
 
@@ -103,6 +107,9 @@ struct mea_train_cfg {
 	float gamma;           /* step factor, e.g. 0.1 */
 	float warmup;          /* epochs of linear warm-up from lr/10 */
 	float smooth;          /* label smoothing, 0 for plain cross-entropy */
+	float distill;         /* weight of the teacher's soft targets (the
+	                          dataset's soft logits; mea_distill), 0: none */
+	float tau;             /* their temperature */
 	struct mea_augment aug;
 	uint64_t seed;
 	int mask;              /* MEA_BLOCK_BIT()s of the blocks to train */

@@ -142,6 +142,7 @@ struct worker {
 	const struct mea_train_cfg *c;
 	const float *x;        /* its part of the batch, and its labels */
 	const int32_t *y;
+	const float *t;        /* and its teacher logits, when distilling */
 	size_t plane;          /* floats per image */
 	int n;
 	float loss;
@@ -156,6 +157,7 @@ struct run {
 	int nw;
 	float *x;
 	int32_t *y;
+	float *t;              /* [batch][K] teacher logits, distilling only */
 	int K;
 };
 
@@ -170,7 +172,10 @@ worker_step(void *arg)
 	if ((w->job.rc = mea_plan_forward(w->plan, w->n, &w->job.err)))
 		return NULL;
 	mea_plan_zero_grad(w->plan);
-	w->loss = mea_plan_xent(w->plan, w->c->out_node, w->y, w->c->smooth);
+	w->loss = w->c->distill > 0 ?
+		mea_plan_distill(w->plan, w->c->out_node, w->y, w->c->smooth, w->t,
+			w->c->distill, w->c->tau) :
+		mea_plan_xent(w->plan, w->c->out_node, w->y, w->c->smooth);
 	if (isfinite(w->loss))
 		w->job.rc = mea_plan_backward(w->plan, &w->job.err);
 	return NULL;
@@ -213,6 +218,7 @@ parallel_step(struct run *r, int nb, float *loss, struct mea_err *e)
 		w->n = nb / r->nw + (k < nb % r->nw);
 		w->x = r->x + (size_t)off * w->plane;
 		w->y = r->y + off;
+		w->t = r->t ? r->t + (size_t)off * r->K : NULL;
 		w->job.rc = 0;
 		w->loss = 0;
 		off += w->n;
@@ -240,6 +246,24 @@ worker_hits(const struct run *r, const struct worker *w)
 	for (int i = 0; i < w->n; i++)
 		hits += argmax(out + (size_t)i * r->K, r->K) == w->y[i];
 	return hits;
+}
+
+/* The teacher's logits of a batch's images, in the output's classes
+ * (the hard ones, in their order, when training the extension). */
+static void
+teacher_rows(struct run *r, const int32_t *idx, int nb)
+{
+	const struct mea_dataset *ds = r->ds;
+
+	for (int i = 0; i < nb; i++) {
+		const float *src = ds->soft + (size_t)idx[i] * ds->K;
+		float *dst = r->t + (size_t)i * r->K;
+		for (int c = 0; c < ds->K; c++) {
+			int slot = r->remap ? r->remap[c] : c;
+			if (slot >= 0)
+				dst[slot] = src[c];
+		}
+	}
 }
 
 /* One epoch over the images in base[0..n-1].  Its order is drawn afresh
@@ -270,6 +294,8 @@ train_epoch(struct run *r, int epoch, const int32_t *base, int32_t *order, size_
 		if (r->remap)
 			for (int i = 0; i < nb; i++)
 				r->y[i] = r->remap[r->y[i]];
+		if (r->t)
+			teacher_rows(r, order + s * (size_t)c->batch, nb);
 		if ((rc = parallel_step(r, nb, &loss, e)))
 			return rc;
 		if (!isfinite(loss))
@@ -354,6 +380,20 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		return mea_errf(e, MEA_E_FORMAT, "no training images (none of the selected classes)");
 	}
 	r.K = m->node[c->out_node].C;
+	if (c->distill > 0 && !ds->soft) {
+		free(base);
+		return mea_errf(e, MEA_E_FORMAT, "distilling needs a teacher's logits: records "
+				"with cloud_logits (mea-main --cloud with the teacher)");
+	}
+	if (c->distill > 0 && !remap && ds->K != r.K) {
+		free(base);
+		return mea_errf(e, MEA_E_FORMAT, "the teacher has %d classes, the model %d",
+				ds->K, r.K);
+	}
+	if (c->distill > 0 && !(r.t = malloc((size_t)c->batch * r.K * sizeof *r.t))) {
+		free(base);
+		return mea_errf(e, MEA_E_NOMEM, "out of memory for a batch of %d", c->batch);
+	}
 	r.x = malloc((size_t)c->batch * plane * sizeof *r.x);
 	r.y = malloc((size_t)c->batch * sizeof *r.y);
 	order = malloc(nsel * sizeof *order);
@@ -366,6 +406,7 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	free_workers(&r);
 	free(r.x);
 	free(r.y);
+	free(r.t);
 	free(base);
 	free(order);
 	return rc;

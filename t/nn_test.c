@@ -4,7 +4,8 @@
  *
  *   nn_test [group...]     groups: gemm conv-shape conv-fwd conv-naive
  *                          conv-bwd bn-fwd bn-bwd bn-fold relu add concat
- *                          maxpool avgpool gap fc softmax xent sgd fused ir
+ *                          maxpool avgpool gap fc softmax xent distill sgd
+ *                          fused ir
  *
  * Forward outputs are compared with the reference within a tolerance
  * relative to the largest reference value.  Backward passes are checked
@@ -1150,6 +1151,60 @@ test_xent(void)
 	free(x), free(dx), free(dx0), free(c.x);
 }
 
+/* Distillation against a double reference of its definition. */
+struct kdctx {
+	struct xentctx h;
+	const double *t;
+	double alpha, tau;
+};
+
+static double
+kd_loss(void *p)
+{
+	struct kdctx *c = p;
+	double soft = 0;
+	for (int n = 0; n < c->h.N; n++) {
+		const double *x = c->h.x + (size_t)n * c->h.K, *t = c->t + (size_t)n * c->h.K;
+		double zs = 0, zt = 0, ms = x[0], mt = t[0];
+		for (int k = 1; k < c->h.K; k++)
+			ms = fmax(ms, x[k]), mt = fmax(mt, t[k]);
+		for (int k = 0; k < c->h.K; k++)
+			zs += exp((x[k] - ms) / c->tau), zt += exp((t[k] - mt) / c->tau);
+		for (int k = 0; k < c->h.K; k++) {
+			double lpt = (t[k] - mt) / c->tau - log(zt);
+			double lps = (x[k] - ms) / c->tau - log(zs);
+			soft += exp(lpt) * (lpt - lps);
+		}
+	}
+	return (1 - c->alpha) * xent_loss(&c->h) +
+		c->alpha * c->tau * c->tau * soft / c->h.N;
+}
+
+static void
+test_distill(void)
+{
+	const char *G = "distill";
+	int N = 5, K = 6;
+	size_t n = (size_t)N * K;
+	float *x = frand(n, -3, 3), *t = frand(n, -6, 6), *dx0, *dx = gradbuf(n, &dx0);
+	int32_t lab[5];
+	for (int i = 0; i < N; i++)
+		lab[i] = (int32_t)rbelow((size_t)K);
+	struct kdctx c = {{N, K, todouble(x, n), lab, 0.1}, todouble(t, n), 0.7, 4};
+
+	float l = mea_distill(N, K, x, lab, 0.1f, t, 0.7f, 4, dx);
+	double lr = kd_loss(&c);
+	check(fabs(l - lr) < 1e-5 * fmax(1, fabs(lr)), G, "loss %.6f vs %.6f", l, lr);
+	double e = gradcheck(kd_loss, &c, c.h.x, n, dx, dx0, 1e-4, 1000);
+	check(e < 1e-4, G, "gradient (1 - a)(p - q)/N + a tau (ps - pt)/N: err %.2g", e);
+	float l0 = mea_distill(N, K, x, lab, 0.1f, t, 0, 4, NULL);
+	check(fabs(l0 - mea_xent(N, K, x, lab, 0.1f, NULL)) < 1e-6, G,
+		"weight 0 is the cross-entropy");
+	float self = mea_distill(N, K, x, lab, 0, x, 1, 2, NULL);
+	check(fabs(self) < 1e-6, G, "weight 1 against itself as teacher is 0 (%.2g)", self);
+	free(x), free(t), free(dx), free(dx0), free(c.h.x), free((void *)c.t);
+}
+
 /* ----------------------------------------------------------- optimiser */
 
 static void
@@ -1421,6 +1476,7 @@ static const struct {
 	{"fc", test_fc},
 	{"softmax", test_softmax},
 	{"xent", test_xent},
+	{"distill", test_distill},
 	{"sgd", test_sgd},
 	{"fused", test_fused},
 	{"ir", test_ir},

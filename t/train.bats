@@ -122,6 +122,34 @@ setup_file() {
 	[[ $output == *"hard classes "*" main, "*" edge, on "*" images"* ]]
 }
 
+@test "mea-train: --distill learns from a teacher's cloud_logits, and needs them" {
+	# The teacher: the 3-epoch main model, run as a cloud over the images.
+	mea-main -c -m "$X/main.mea-model" < "$X/train.mea" > "$X/taught.mea"
+	mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal2.mea-model" -f 0.2 \
+		< "$X/train.mea" > /dev/null
+	mea-train -j ext -m "$X/cal2.mea-model" -o "$X/kd.mea-model" -e 2 -b 32 -f 0.2 -q \
+		-D 0.5 -K 3 < "$X/taught.mea"
+	mea-train -j ext -m "$X/cal2.mea-model" -o "$X/nokd.mea-model" -e 2 -b 32 -f 0.2 -q \
+		< "$X/taught.mea"
+	! cmp -s "$X/kd.mea-model" "$X/nokd.mea-model"
+	# The same run with weight 0 is the plain one: the logits change nothing.
+	mea-train -j ext -m "$X/cal2.mea-model" -o "$X/kd0.mea-model" -e 2 -b 32 -f 0.2 -q \
+		-D 0 < "$X/taught.mea"
+	cmp "$X/kd0.mea-model" "$X/nokd.mea-model"
+	# A full job distils too; records without the teacher's logits are refused.
+	mea-train -j full -m "$X/init.mea-model" -o "$X/kdfull.mea-model" -e 1 -b 32 -f 0.2 -q \
+		-D 0.7 < "$X/taught.mea"
+	run --separate-stderr mea-train -j ext -m "$X/cal2.mea-model" -o "$X/x.mea-model" -e 1 \
+		-D 0.5 < "$X/train.mea"
+	[ "$status" -eq 1 ]
+	[[ $stderr == "mea-train: distilling needs a teacher's logits: records with cloud_logits"* ]]
+	{ head -c 0 /dev/null; cat "$X/taught.mea"; cat "$X/test.mea"; } > "$X/half.mea"
+	run --separate-stderr mea-train -j ext -m "$X/cal2.mea-model" -o "$X/x.mea-model" -e 1 \
+		-D 0.5 < "$X/half.mea"
+	[ "$status" -eq 1 ]
+	[[ $stderr == "mea-train: stdin: record 640 "*"has no cloud_logits, the earlier records had them" ]]
+}
+
 @test "mea-train: the extension job needs calibrated hard classes and an extension" {
 	mea-train --init -a resnet8 -w 0.5 -i 1x28x28 -k 10 -o "$X/plain.mea-model"
 	run --separate-stderr mea-train -j ext -m "$X/plain.mea-model" -o "$X/x.mea-model" -e 1 < "$X/train.mea"
