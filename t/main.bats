@@ -45,14 +45,20 @@ setup() {
 	grep -A8 '^record 3$' "$S/out.txt" | grep -q 'id           "img003"'
 }
 
+# same_as_batch1 MODEL RECORDS BATCH N: mea-main at --batch BATCH gives
+# the logits and features of batch 1, for the N records with an image.
+same_as_batch1() {
+	mea-main -m "$1" -b 1 < "$2" > "$S/b1.mea"
+	mea-main -m "$1" --batch "$3" < "$2" > "$S/bn.mea"
+	run model_test cmp logits "$S/b1.mea" "$S/bn.mea" 1e-4
+	[ "$status" -eq 0 ]
+	[[ $output == "$4 records with logits"* ]]
+	run model_test cmp feat "$S/b1.mea" "$S/bn.mea" 1e-4
+	[ "$status" -eq 0 ]
+}
+
 @test "mea-main: batch 1 and batch 64 give the same logits and features" {
-	mea-main -m "$D/edge.mea-model" -b 1 < "$D/recs.mea" > "$S/b1.mea"
-	mea-main -m "$D/edge.mea-model" --batch 64 < "$D/recs.mea" > "$S/b64.mea"
-	run model_test cmp logits "$S/b1.mea" "$S/b64.mea" 1e-4
-	[ "$status" -eq 0 ]
-	[[ $output == "9 records with logits"* ]]
-	run model_test cmp feat "$S/b1.mea" "$S/b64.mea" 1e-4
-	[ "$status" -eq 0 ]
+	same_as_batch1 "$D/edge.mea-model" "$D/recs.mea" 64 9
 }
 
 @test "mea-main: large images, a batch in several passes, give the logits of batch 1" {
@@ -61,13 +67,7 @@ setup() {
 	# (record 3 has no image).
 	mea-train --init -a resnet8 -i 1x96x96 -k 10 --meanet -o "$S/big.mea-model"
 	model_test records 5 1x96x96 1 > "$S/big.mea"
-	mea-main -m "$S/big.mea-model" -b 1 < "$S/big.mea" > "$S/b1.mea"
-	mea-main -m "$S/big.mea-model" -b 5 < "$S/big.mea" > "$S/b5.mea"
-	run model_test cmp logits "$S/b1.mea" "$S/b5.mea" 1e-4
-	[ "$status" -eq 0 ]
-	[[ $output == "4 records with logits"* ]]
-	run model_test cmp feat "$S/b1.mea" "$S/b5.mea" 1e-4
-	[ "$status" -eq 0 ]
+	same_as_batch1 "$S/big.mea-model" "$S/big.mea" 5 4
 }
 
 @test "mea-main: --profile tables each layer's time on stderr and changes no record" {
