@@ -1192,9 +1192,9 @@ mea_conv2d_backward_set(const struct mea_conv_shape *s, const float *x,
  * MobileNetV2's inverted residual (mea_ir_forward) is a 1x1 expansion to
  * E channels, a 3x3 depthwise convolution and a 1x1 projection.  Run as
  * three layers, each writes and the next reads an E-channel activation
- * (96 x 112 x 112 floats, 4.8 MB, in the second block), and the depthwise
- * layer, three percent of the block's multiply-adds, took a third of
- * MobileNetV2's time moving them.  Fused, the block runs over bands of
+ * (96 x 112 x 112 floats, 4.8 MB, in the second block); the depthwise
+ * layers, a few percent of the network's multiply-adds, took 30% of
+ * MobileNetV2's time, mostly moving them.  Fused, the block runs over bands of
  * `band` output rows of one image: the expansion GEMM makes the input
  * rows the band needs (all E channels), the depthwise rows read them
  * (dw3_rows), and the projection GEMM writes the band's output rows, so
