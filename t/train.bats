@@ -149,18 +149,16 @@ setup_file() {
 	[ "$status" -eq 1 ]
 	[[ $stderr == "mea-train: stdin: record 640 "*"has no cloud_logits, the earlier records had them" ]]
 	# Teacher logits of the wrong size or not finite name the record.
-	printf 'field id s a.png\nfield label i 1\ntensor image u8 1,28,28 0\ntensor cloud_logits f32 3 0\nend\n' |
-		mkrec_test > "$X/short.mea"
-	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" -e 1 \
-		-D 0.5 < "$X/short.mea"
-	[ "$status" -eq 1 ]
-	[ "$stderr" = "mea-train: stdin: record 0 (a.png): cloud_logits is not 10 f32 values" ]
-	printf 'field id s b.png\nfield label i 1\ntensor image u8 1,28,28 0\ntensor cloud_logits f32 10 1 nan\nend\n' |
-		mkrec_test > "$X/nan.mea"
-	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" -e 1 \
-		-D 0.5 < "$X/nan.mea"
-	[ "$status" -eq 1 ]
-	[ "$stderr" = "mea-train: stdin: record 0 (b.png): cloud_logits[1] is not finite" ]
+	local bad
+	for bad in "3 0|cloud_logits is not 10 f32 values" "10 1 nan|cloud_logits[1] is not finite"; do
+		printf 'field id s a.png\nfield label i 1\ntensor image u8 1,28,28 0\n' > "$X/bad.txt"
+		printf 'tensor cloud_logits f32 %s\nend\n' "${bad%%|*}" >> "$X/bad.txt"
+		mkrec_test < "$X/bad.txt" > "$X/bad.mea"
+		run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" \
+			-e 1 -D 0.5 < "$X/bad.mea"
+		[ "$status" -eq 1 ]
+		[ "$stderr" = "mea-train: stdin: record 0 (a.png): ${bad#*|}" ]
+	done
 }
 
 @test "mea-train: the extension job needs calibrated hard classes and an extension" {
