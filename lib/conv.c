@@ -892,6 +892,30 @@ depthwise_backward(const struct mea_conv_shape *s, const float *x,
 	}
 }
 
+/*
+ * The epilogue of one GEMM over m images of group g (paths 3 and 4):
+ * output channel k of image i is at out + k * ld + i * istride and goes,
+ * with bias, residual and activation, to y[n0 + i][g * Kg + k].  A GEMM
+ * over one image wrote y itself and, with nothing to add, is done.
+ */
+static void
+chunk_epilogue(const struct mea_conv_shape *s, int n0, int m, int g, const float *out,
+		size_t ld, size_t istride, const float *bias, const float *res, int relu,
+		float cap, float *y)
+{
+	int Kg = s->K / s->groups;
+	size_t PQ = (size_t)s->P * s->Q;
+
+	if (m == 1 && !bias && !res && !relu)
+		return;
+	for (int i = 0; i < m; i++)
+		for (int k = 0; k < Kg; k++) {
+			size_t o = ((size_t)(n0 + i) * s->K + (size_t)g * Kg + k) * PQ;
+			epilogue(PQ, out + (size_t)k * ld + (size_t)i * istride, bias != NULL,
+				bias ? bias[g * Kg + k] : 0, res ? res + o : NULL, relu, cap, y + o);
+		}
+}
+
 /* --------------------------------------------------------- row shift */
 
 /*
@@ -958,7 +982,7 @@ shift_forward(const struct mea_conv_shape *s, const float *x, const float *w,
 {
 	int G = s->groups, Cg = s->C / G, Kg = s->K / G, R = s->R, S = s->S;
 	int CS = Cg * S, HW = s->H * s->W, PQ = s->P * s->Q, band = s->H + s->pad;
-	int nb = chunk(s), fix = bias || res || relu;
+	int nb = chunk(s);
 	size_t ld = (size_t)shift_ld(s, nb);
 	float *wr = work, *col = wr + (size_t)s->K * CS * R;
 	float *tmp = col + (size_t)CS * ld;
@@ -982,16 +1006,8 @@ shift_forward(const struct mea_conv_shape *s, const float *x, const float *w,
 					wr + ((size_t)g * R + r) * Kg * CS, CS,
 					col + (size_t)r * s->Q, (int)ld, r ? 1.0f : 0.0f,
 					out, ncols);
-			if (m == 1 && !fix)
-				continue;
-			for (int i = 0; i < m; i++)
-				for (int k = 0; k < Kg; k++) {
-					size_t o = ((size_t)(n0 + i) * s->K + (size_t)g * Kg + k) * PQ;
-					epilogue((size_t)PQ, out + (size_t)k * ncols +
-						(size_t)i * band * s->Q, bias != NULL,
-						bias ? bias[g * Kg + k] : 0, res ? res + o : NULL,
-						relu, cap, y + o);
-				}
+			chunk_epilogue(s, n0, m, g, out, (size_t)ncols, (size_t)band * s->Q,
+				bias, res, relu, cap, y);
 		}
 	}
 }
@@ -1068,16 +1084,8 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 			float *out = m == 1 ? y + ((size_t)n0 * s->K + (size_t)g * Kg) * PQ : tmp;
 			mea_gemm(0, 0, Kg, cols, CRS, 1.0f, wg, CRS, col,
 				cols, 0.0f, out, m == 1 ? PQ : cols);
-			if (m == 1 && !fix)
-				continue;
-			for (int i = 0; i < m; i++)
-				for (int k = 0; k < Kg; k++) {
-					size_t o = ((size_t)(n0 + i) * s->K + (size_t)g * Kg + k) * PQ;
-					epilogue((size_t)PQ, out + (size_t)k * (m == 1 ? PQ : cols) +
-						(size_t)i * PQ, bias != NULL,
-						bias ? bias[g * Kg + k] : 0, res ? res + o : NULL,
-						relu, cap, y + o);
-				}
+			chunk_epilogue(s, n0, m, g, out, (size_t)(m == 1 ? PQ : cols),
+				(size_t)PQ, bias, res, relu, cap, y);
 		}
 	}
 }
@@ -1275,10 +1283,8 @@ ir_expand(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
 		return;
 	int n = (h1 - *r_hi) * W;
 	float *dst = e + (size_t)(*r_hi - *r_lo) * W;
-	float lo, hi;
 	mea_gemm(0, 0, E, n, s->C, 1.0f, wt->w[0], s->C, xn + (size_t)*r_hi * W, (int)HW,
 		0.0f, dst, (int)ld);
-	act_bounds(wt->relu[0], wt->cap[0], &lo, &hi);
 	for (int c = 0; c < E; c++)
 		epilogue((size_t)n, dst + (size_t)c * ld, wt->b[0] != NULL,
 			wt->b[0] ? wt->b[0][c] : 0, NULL, wt->relu[0], wt->cap[0],

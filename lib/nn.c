@@ -871,9 +871,8 @@ float
 mea_distill(int N, int K, const float *x, const int32_t *labels, float smooth,
 		const float *t, float alpha, float tau, float *dx)
 {
-	double soft = 0, *ps = malloc(2 * (size_t)K * sizeof *ps), *pt = ps + K;
+	double hard = 0, soft = 0, *ps = malloc(2 * (size_t)K * sizeof *ps), *pt = ps + K;
 	float *g = malloc((size_t)K * sizeof *g);
-	float hard = mea_xent(N, K, x, labels, smooth, NULL);
 
 	if (!ps || !g) {
 		free(ps);
@@ -886,20 +885,20 @@ mea_distill(int N, int K, const float *x, const int32_t *labels, float smooth,
 		for (int k = 0; k < K; k++)
 			if (pt[k] > 0)
 				soft += pt[k] * ((tr[k] / tau - lt) - (xr[k] / tau - ls));
+		/* The hard term, and its gradient: (1 - alpha) of mea_xent's,
+		 * then the soft one's. */
+		for (int k = 0; dx && k < K; k++)
+			g[k] = 0;
+		hard += mea_xent(1, K, xr, labels + n, smooth, dx ? g : NULL);
 		if (!dx)
 			continue;
-		/* The hard term's gradient, (1 - alpha) of mea_xent's, then the
-		 * soft one's. */
 		float *dr = dx + (size_t)n * K;
-		for (int k = 0; k < K; k++)
-			g[k] = 0;
-		mea_xent(1, K, xr, labels + n, smooth, g);
 		for (int k = 0; k < K; k++)
 			dr[k] += (float)(((1 - alpha) * g[k] + alpha * tau * (ps[k] - pt[k])) / N);
 	}
 	free(ps);
 	free(g);
-	return (float)((1 - alpha) * hard + alpha * (double)tau * tau * soft / (N > 0 ? N : 1));
+	return (float)(((1 - alpha) * hard + alpha * (double)tau * tau * soft) / (N > 0 ? N : 1));
 }
 
 /* ---------------------------------------------------------- optimiser */

@@ -371,6 +371,13 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	if (ds->C != m->in_c || ds->H != m->in_h || ds->W != m->in_w)
 		return mea_errf(e, MEA_E_FORMAT, "images are %dx%dx%d, the model takes %dx%dx%d",
 				ds->C, ds->H, ds->W, m->in_c, m->in_h, m->in_w);
+	r.K = m->node[c->out_node].C;
+	if (c->distill > 0 && !ds->soft)
+		return mea_errf(e, MEA_E_FORMAT, "distilling needs a teacher's logits: records "
+				"with cloud_logits (mea-main --cloud with the teacher)");
+	if (c->distill > 0 && !remap && ds->K != r.K)
+		return mea_errf(e, MEA_E_FORMAT, "the teacher has %d classes, the model %d",
+				ds->K, r.K);
 	if ((rc = mea_model_add_state(m, c->mask, e)))
 		return rc;
 	if ((rc = select_samples(ds, idx, n, remap, &base, &nsel)))
@@ -379,25 +386,12 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		free(base);
 		return mea_errf(e, MEA_E_FORMAT, "no training images (none of the selected classes)");
 	}
-	r.K = m->node[c->out_node].C;
-	if (c->distill > 0 && !ds->soft) {
-		free(base);
-		return mea_errf(e, MEA_E_FORMAT, "distilling needs a teacher's logits: records "
-				"with cloud_logits (mea-main --cloud with the teacher)");
-	}
-	if (c->distill > 0 && !remap && ds->K != r.K) {
-		free(base);
-		return mea_errf(e, MEA_E_FORMAT, "the teacher has %d classes, the model %d",
-				ds->K, r.K);
-	}
-	if (c->distill > 0 && !(r.t = malloc((size_t)c->batch * r.K * sizeof *r.t))) {
-		free(base);
-		return mea_errf(e, MEA_E_NOMEM, "out of memory for a batch of %d", c->batch);
-	}
 	r.x = malloc((size_t)c->batch * plane * sizeof *r.x);
 	r.y = malloc((size_t)c->batch * sizeof *r.y);
+	if (c->distill > 0)
+		r.t = malloc((size_t)c->batch * r.K * sizeof *r.t);
 	order = malloc(nsel * sizeof *order);
-	if (!r.x || !r.y || !order)
+	if (!r.x || !r.y || (c->distill > 0 && !r.t) || !order)
 		rc = mea_errf(e, MEA_E_NOMEM, "out of memory for a batch of %d", c->batch);
 	else
 		rc = make_workers(&r, e);
