@@ -13,7 +13,7 @@
 #include "train_opts.h"
 
 static const char usage_text[] =
-"usage: mea-train --init -a ARCH -i CxHxW -k K [-E] [-w W] [-H N] [-N names] -o OUT\n"
+"usage: mea-train --init -a ARCH -i CxHxW -k K [-E [-H N] [-A N]] [-w W] [-N names] -o OUT\n"
 "       mea-train -j full|ext -m MODEL -o OUT [training options] < train.mea\n"
 "       mea-train -j calibrate -m MODEL -o OUT [-C share] < train.mea\n"
 "       mea-train -j eval -m MODEL < test.mea\n"
@@ -24,6 +24,7 @@ static const char usage_text[] =
 "  -k, --classes K        number of classes\n"
 "  -E, --meanet           add MEANet's adaptive and extension blocks\n"
 "  -H, --hard N           extension classes (default classes/2)\n"
+"  -A, --adaptive-depth N BasicBlocks per stage of the adaptive block (1)\n"
 "  -w, --width W          channel multiplier (default 1)\n"
 "  -N, --names FILE       class names, one per line\n"
 "  -M, --mean LIST        per-channel input mean of pixel/255 (init; full measures it)\n"
@@ -113,6 +114,8 @@ check_args(struct train_opts *o)
 			usage_error("--init needs --arch, --input, --classes and --output");
 		if (o->arch.nhard && !o->arch.meanet)
 			usage_error("--hard needs --meanet");
+		if (o->arch.adepth && !o->arch.meanet)
+			usage_error("--adaptive-depth needs --meanet");
 		/* mea-ext scores the image as given: a main block that
 		 * averaged over mirror images would disagree with it. */
 		if (o->test_flip && o->arch.meanet)
@@ -135,7 +138,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 	static const struct option longopts[] = {
 		{"job", 1, NULL, 'j'}, {"init", 0, NULL, 'I'}, {"arch", 1, NULL, 'a'},
 		{"input", 1, NULL, 'i'}, {"classes", 1, NULL, 'k'}, {"meanet", 0, NULL, 'E'},
-		{"hard", 1, NULL, 'H'}, {"width", 1, NULL, 'w'}, {"names", 1, NULL, 'N'},
+		{"hard", 1, NULL, 'H'}, {"adaptive-depth", 1, NULL, 'A'}, {"width", 1, NULL, 'w'}, {"names", 1, NULL, 'N'},
 		{"mean", 1, NULL, 'M'}, {"std", 1, NULL, 'S'}, {"threshold", 1, NULL, 'T'},
 		{"verbose", 0, NULL, 'v'}, {"test-flip", 0, NULL, 'F'}, {"model", 1, NULL, 'm'}, {"output", 1, NULL, 'o'},
 		{"epochs", 1, NULL, 'e'}, {"batch", 1, NULL, 'b'}, {"lr", 1, NULL, 'l'},
@@ -157,7 +160,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		.wd = 5e-4f, .cosine = 1, .nmilestones = 2, .milestones = {0.5f, 0.75f},
 		.gamma = 0.1f, .warmup = 1, .aug = {2, 1}, .tau = 4 };
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xZ:D:K:s:f:Y:C:rX:t:qPhV",
+	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xZ:D:K:s:f:Y:C:rX:t:qPhV",
 			longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': o->job = parse_job(optarg); break;
@@ -167,6 +170,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'k': o->arch.nclasses = (int)opt_long("--classes", optarg, 1, MEA_MODEL_MAX_CLASSES); break;
 		case 'E': o->arch.meanet = 1; break;
 		case 'H': o->arch.nhard = (int)opt_long("--hard", optarg, 1, MEA_MODEL_MAX_CLASSES); break;
+		case 'A': o->arch.adepth = (int)opt_long("--adaptive-depth", optarg, 1, 64); break;
 		case 'w': o->arch.width = (float)opt_double("--width", optarg, 0.01, 64); break;
 		case 'N': o->names = optarg; break;
 		case 'M': o->mean = optarg; break;

@@ -174,15 +174,17 @@ divisible8(float v)
 	return r;
 }
 
+/* The trunks build the main block's layout with n (or layers[st])
+ * BasicBlocks per stage, the adaptive block's with adepth per stage. */
 static int
-cifar_trunk(struct build *b, int n, float width, int adaptive)
+cifar_trunk(struct build *b, int n, float width, int adepth)
 {
 	static const int ch[3] = { 16, 32, 64 };
 	char s[32];
 	int x = conv_bn(b, "conv1", 0, scaled(16, width), 3, 1, 1, MEA_ACT_RELU);
 
 	for (int st = 0; st < 3; st++)
-		for (int j = 0; j < (adaptive ? 1 : n); j++) {
+		for (int j = 0; j < (adepth ? adepth : n); j++) {
 			snprintf(s, sizeof s, "layer%d.%d", st + 1, j);
 			x = basic_block(b, s, x, scaled(ch[st], width), st > 0 && j == 0 ? 2 : 1);
 		}
@@ -190,7 +192,7 @@ cifar_trunk(struct build *b, int n, float width, int adaptive)
 }
 
 static int
-imagenet_trunk(struct build *b, const int *layers, float width, int adaptive)
+imagenet_trunk(struct build *b, const int *layers, float width, int adepth)
 {
 	static const int ch[4] = { 64, 128, 256, 512 };
 	char s[32];
@@ -198,7 +200,7 @@ imagenet_trunk(struct build *b, const int *layers, float width, int adaptive)
 
 	x = op1(b, MEA_OP_MAXPOOL, "maxpool", x, 0, 3, 2, 1);
 	for (int st = 0; st < 4; st++)
-		for (int j = 0; j < (adaptive ? 1 : layers[st]); j++) {
+		for (int j = 0; j < (adepth && adepth < layers[st] ? adepth : layers[st]); j++) {
 			snprintf(s, sizeof s, "layer%d.%d", st + 1, j);
 			x = basic_block(b, s, x, scaled(ch[st], width), st > 0 && j == 0 ? 2 : 1);
 		}
@@ -259,6 +261,18 @@ parse_arch(const char *name, enum family *f, int *n, const int **layers)
 	return 0;
 }
 
+/* The most BasicBlocks a stage of the main block has: the adaptive block's
+ * limit (MobileNetV2's adaptive block has its fixed layout). */
+static int
+deepest_stage(enum family f, int n, const int *layers)
+{
+	int most = f == CIFAR ? n : 1;
+
+	for (int st = 0; f == IMAGENET && st < 4; st++)
+		most = layers[st] > most ? layers[st] : most;
+	return most;
+}
+
 const char *
 mea_arch_list(void)
 {
@@ -273,7 +287,7 @@ mea_arch_build(struct mea_model **mp, const struct mea_arch *a, struct mea_err *
 	const int *layers = NULL;
 	enum family f;
 	float width = a->width > 0 ? a->width : 1;
-	int n = 0, x, nhard, feat;
+	int n = 0, x, nhard, adepth, feat;
 	char buf[32];
 
 	*mp = NULL;
@@ -283,6 +297,10 @@ mea_arch_build(struct mea_model **mp, const struct mea_arch *a, struct mea_err *
 	if (!(width <= 64))
 		return mea_errf(e, MEA_E_ARG, "width %g is not in (0, 64]", width);
 	nhard = a->nhard > 0 ? a->nhard : a->nclasses / 2;
+	adepth = a->adepth > 0 ? a->adepth : 1;
+	if (a->meanet && adepth > deepest_stage(f, n, layers))
+		return mea_errf(e, MEA_E_ARG, "an adaptive block of %d BasicBlocks a stage: "
+				"%s allows %d", adepth, a->name, deepest_stage(f, n, layers));
 	if (a->meanet && (nhard < 1 || nhard > a->nclasses))
 		return mea_errf(e, MEA_E_ARG, "%d hard classes of %d: MEANet needs 1 to %d",
 				nhard, a->nclasses, a->nclasses);
@@ -303,8 +321,8 @@ mea_arch_build(struct mea_model **mp, const struct mea_arch *a, struct mea_err *
 		b.m->node_feat = feat;
 		b.block = MEA_BLOCK_ADAPTIVE;
 		b.prefix = "adapt.";
-		x = f == CIFAR ? cifar_trunk(&b, n, width, 1) :
-			f == IMAGENET ? imagenet_trunk(&b, layers, width, 1) :
+		x = f == CIFAR ? cifar_trunk(&b, n, width, adepth) :
+			f == IMAGENET ? imagenet_trunk(&b, layers, width, adepth) :
 			mobilenet_trunk(&b, width, 1);
 		b.block = MEA_BLOCK_EXT;
 		b.prefix = "ext.";

@@ -252,6 +252,8 @@ struct mea_arch {
 	float width;           /* channel multiplier; 0 means 1 */
 	int meanet;            /* add the adaptive and extension blocks */
 	int nhard;             /* extension classes; 0 means nclasses/2 */
+	int adepth;            /* ResNets: BasicBlocks per stage of the adaptive
+	                        * block, at most the main block's; 0 means 1 */
 };
 
 /* Build the architecture (tensors neutral as after mea_model_finish, not

@@ -173,6 +173,29 @@ refuse() {
 	done
 }
 
+@test "mea-train: --adaptive-depth deepens the adaptive block alone" {
+	mea-train --init -a resnet20 -i 1x28x28 -k 10 --meanet -s 2 -o "$S/a1" -v 2> "$S/v1"
+	mea-train --init -a resnet20 -i 1x28x28 -k 10 --meanet -A 3 -s 2 -o "$S/a3" -v 2> "$S/v3"
+	# Three BasicBlocks a stage: the adaptive block is the main block's
+	# trunk, and costs what it costs; main and extension stay as they were.
+	grep -q "block adaptive      31021312 MACs     271536 params" "$S/v3"
+	grep -q "block adaptive       9345280 MACs" "$S/v1"
+	[ "$(grep -v adaptive "$S/v1")" = "$(grep -v adaptive "$S/v3")" ]
+	# The main block's random start is the same, so its training is too.
+	model_test extract "$S/a1" "$S/m1"
+	model_test extract "$S/a3" "$S/m3"
+	cmp "$S/m1" "$S/m3"
+	run --separate-stderr mea-main -m "$S/a3" < /dev/null
+	[ "$status" -eq 0 ]
+	run -2 --separate-stderr mea-train --init -a resnet20 -i 1x28x28 -k 10 -E -A 4 -o "$S/x"
+	[ "$stderr" = "mea-train: an adaptive block of 4 BasicBlocks a stage: resnet20 allows 3" ]
+	run -2 --separate-stderr mea-train --init -a mobilenetv2 -i 3x32x32 -k 10 -E -A 2 -o "$S/x"
+	[[ $stderr == *"mobilenetv2 allows 1" ]]
+	run -2 --separate-stderr mea-train --init -a resnet20 -i 1x28x28 -k 10 -A 2 -o "$S/x"
+	[ "$stderr" = "mea-train: --adaptive-depth needs --meanet" ]
+	[ ! -e "$S/x" ]
+}
+
 @test "mea-train: the same seed gives the same file, another seed another" {
 	mea-train --init -a resnet8 -i 1x28x28 -k 10 -s 5 -o "$S/a"
 	mea-train --init -a resnet8 -i 1x28x28 -k 10 -s 5 -o "$S/b"
