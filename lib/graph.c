@@ -1121,7 +1121,11 @@ step_backward(struct mea_plan *p, const struct step *st, int N)
 				mea_acc(len, dy, dx);
 		}
 		if ((dx2 = take(p, st->in[1], N, &set2))) {
-			if (n->act)
+			/* A BasicBlock's add starts both its operands' gradients
+			 * with the same values: copy them, not masked again. */
+			if (n->act && dx && set && set2 && dx2 != dx)
+				memcpy(dx2, dx, len * sizeof *dx2);
+			else if (n->act)
 				(set2 ? mea_relu_backward_set : mea_relu_backward)(len, y, dy, dx2, cap);
 			else if (set2)
 				memcpy(dx2, dy, len * sizeof *dx2);

@@ -297,9 +297,41 @@ plane_bn_sums(size_t n, const float *restrict x, const float *restrict y,
 	*sgx += (b[0] + b[1]) + (b[2] + b[3]);
 }
 
-/* dx += k * (g - a - xhat * b) over one plane, or dx = ... with set.
- * (The set case adds to a zero: -0 is the one value it could change,
- * and only its sign.) */
+/*
+ * The element loop of plane_bn_dx, for one combination of its switches:
+ * with constant arguments each call site compiles to its own branch-free
+ * loop, which the vectoriser takes (a switch tested inside one shared
+ * loop kept it scalar).  set writes 0 + v, the value an add into a zeroed
+ * plane gives (the add turns a -0 into +0), without the pass that zeroes.
+ */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+static ALWAYS_INLINE void
+bn_dx_loop(size_t n4, const float *restrict x, const float *restrict y,
+		const float *restrict dy, int relu, int capped, float cap, float m,
+		float is, float k, float a, float b, int set, float *restrict dx)
+{
+	for (size_t i = 0; i < n4; i += 4)
+		for (int j = 0; j < 4; j++) {
+			float g = dy[i + j];
+			if (relu)
+				g = y[i + j] > 0 ? g : 0.0f;
+			if (capped)
+				g = y[i + j] < cap ? g : 0.0f;
+			float xhat = (x[i + j] - m) * is;
+			float v = k * (g - a - xhat * b);
+			if (set)
+				dx[i + j] = 0.0f + v;
+			else
+				dx[i + j] += v;
+		}
+}
+
+/* dx += k * (g - a - xhat * b) over one plane, or dx = 0 + ... with set. */
 static void
 plane_bn_dx(size_t n, const float *restrict x, const float *restrict y,
 		const float *restrict dy, int relu, float cap, float m, float is,
@@ -307,36 +339,23 @@ plane_bn_dx(size_t n, const float *restrict x, const float *restrict y,
 {
 	size_t n4 = lanes4(n);
 
-	if (set)
-		memset(dx, 0, n * sizeof *dx);
-
-	if (!relu)
-		for (size_t i = 0; i < n4; i += 4)
-			for (int j = 0; j < 4; j++) {
-				float xhat = (x[i + j] - m) * is;
-				dx[i + j] += k * (dy[i + j] - a - xhat * b);
-			}
+	if (!relu && set)
+		bn_dx_loop(n4, x, y, dy, 0, 0, cap, m, is, k, a, b, 1, dx);
+	else if (!relu)
+		bn_dx_loop(n4, x, y, dy, 0, 0, cap, m, is, k, a, b, 0, dx);
+	else if (cap > 0 && set)
+		bn_dx_loop(n4, x, y, dy, 1, 1, cap, m, is, k, a, b, 1, dx);
 	else if (cap > 0)
-		for (size_t i = 0; i < n4; i += 4)
-			for (int j = 0; j < 4; j++) {
-				float v = y[i + j], g = dy[i + j];
-				g = v > 0 ? g : 0.0f;
-				g = v < cap ? g : 0.0f;
-				float xhat = (x[i + j] - m) * is;
-				dx[i + j] += k * (g - a - xhat * b);
-			}
+		bn_dx_loop(n4, x, y, dy, 1, 1, cap, m, is, k, a, b, 0, dx);
+	else if (set)
+		bn_dx_loop(n4, x, y, dy, 1, 0, cap, m, is, k, a, b, 1, dx);
 	else
-		for (size_t i = 0; i < n4; i += 4)
-			for (int j = 0; j < 4; j++) {
-				float v = y[i + j], g = dy[i + j];
-				g = v > 0 ? g : 0.0f;
-				float xhat = (x[i + j] - m) * is;
-				dx[i + j] += k * (g - a - xhat * b);
-			}
+		bn_dx_loop(n4, x, y, dy, 1, 0, cap, m, is, k, a, b, 0, dx);
 	for (size_t i = n4; i < n; i++) {
 		float g = act_grad(relu, cap, y ? y[i] : 0, dy[i]);
 		float xhat = (x[i] - m) * is;
-		dx[i] += k * (g - a - xhat * b);
+		float v = k * (g - a - xhat * b);
+		dx[i] = set ? 0.0f + v : dx[i] + v;
 	}
 }
 

@@ -49,7 +49,7 @@ fields() {
 	grep -Eq '^mea-ext: profile: [0-9]+ steps, [0-9]+ images' "$X/err"
 	grep -Eq ' adapt\.conv1 +conv 3x3 s1 ' "$X/err"
 	grep -Eq ' ext\.fc +fc ' "$X/err"
-	! grep -q ' layer1\.0\.conv1 ' "$X/err"    # the main block is not run again
+	refute grep -q ' layer1\.0\.conv1 ' "$X/err"    # the main block is not run again
 }
 
 @test "mea-ext: records not routed to it pass through byte for byte, in order" {

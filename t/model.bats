@@ -201,7 +201,7 @@ refuse() {
 	mea-train --init -a resnet8 -i 1x28x28 -k 10 -s 5 -o "$S/b"
 	mea-train --init -a resnet8 -i 1x28x28 -k 10 -s 6 -o "$S/c"
 	cmp "$S/a" "$S/b"
-	! cmp -s "$S/a" "$S/c"
+	refute cmp -s "$S/a" "$S/c"
 }
 
 @test "mea-train: class names, mean and std are stored" {

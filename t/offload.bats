@@ -318,7 +318,7 @@ haproxy_front() {
 	echo "$stderr"
 	[[ $stderr == "mea-offload: 2000 records, 1000 for the cloud: 1000 answered there, 0 at the edge; "* ]]
 	# a died: its listener is gone
-	! kill -0 "$(cat "$S/a.pid")" 2>/dev/null
+	refute kill -0 "$(cat "$S/a.pid")" 2>/dev/null
 	check_order "$S/out.mea" 2000
 	awk '$2 == "cloud" && ($3 != "cloud" || $4 != $1 % 256 % 10) { print "bad: " $0; bad = 1 } END { exit bad }' "$S/sum"
 }
@@ -364,7 +364,7 @@ haproxy_front() {
 		-e "echo \$\$ > '$S/cloud.pid'; fakecloud_test; exec sleep 1000"
 	[ -z "$stderr" ]
 	[ -s "$S/cloud.pid" ]
-	! kill -0 "$(cat "$S/cloud.pid")" 2>/dev/null
+	refute kill -0 "$(cat "$S/cloud.pid")" 2>/dev/null
 	check_order "$S/out.mea" 9
 }
 

@@ -49,7 +49,7 @@ setup_file() {
 		-Z 0.1 < "$X/train.mea"
 	mea-train -j full -m "$X/init.mea-model" -o "$X/plain1.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
 		< "$X/train.mea"
-	! cmp -s "$X/smooth.mea-model" "$X/plain1.mea-model"
+	refute cmp -s "$X/smooth.mea-model" "$X/plain1.mea-model"
 	run --separate-stderr mea-train -j full -r -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 \
 		< "$X/train.mea"
 	[ "$status" -eq 2 ]
@@ -69,7 +69,7 @@ setup_file() {
 	cmp "$X/t2.mea-model" "$X/t2b.mea-model"
 	# per-part batch statistics: not the one-thread result, and a resume
 	# must keep the thread count
-	! cmp -s "$X/t2.mea-model" "$X/main.mea-model"
+	refute cmp -s "$X/t2.mea-model" "$X/main.mea-model"
 	run --separate-stderr mea-train -j full -r -o "$X/t2.mea-model" -e 3 -b 32 -f 0.2 \
 		< "$X/train.mea"
 	[ "$status" -eq 2 ]
@@ -131,7 +131,7 @@ setup_file() {
 		-D 0.5 -K 3 < "$X/taught.mea"
 	mea-train -j ext -m "$X/cal2.mea-model" -o "$X/nokd.mea-model" -e 2 -b 32 -f 0.2 -q \
 		< "$X/taught.mea"
-	! cmp -s "$X/kd.mea-model" "$X/nokd.mea-model"
+	refute cmp -s "$X/kd.mea-model" "$X/nokd.mea-model"
 	# The same run with weight 0 is the plain one: the logits change nothing.
 	mea-train -j ext -m "$X/cal2.mea-model" -o "$X/kd0.mea-model" -e 2 -b 32 -f 0.2 -q \
 		-D 0 < "$X/taught.mea"
