@@ -130,6 +130,9 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 	if (c->distill != 0)
 		snprintf(buf + strlen(buf), n - strlen(buf), " distill=%g tau=%g", c->distill,
 				c->tau);
+	/* Runs from before the row shift trained by im2col and said nothing. */
+	if (c->row_shift)
+		snprintf(buf + strlen(buf), n - strlen(buf), " rowshift=1");
 }
 
 static int

@@ -50,6 +50,8 @@ static const char usage_text[] =
 "  -D, --distill A        weight of a teacher's soft targets (the records'\n"
 "                         cloud_logits, from mea-main --cloud), 0..1 (0)\n"
 "  -K, --temperature T    their temperature (default 4)\n"
+"  -R, --no-row-shift     stride-1 convolutions by im2col, as the shipped weights\n"
+"                         were trained (slower; other bits than the default)\n"
 "  -s, --seed N           seed of initialisation, shuffling, augmentation (1)\n"
 "  -f, --val-frac F       share held out for evaluation and calibration (0.1)\n"
 "  -Y, --split-seed N     seed of the held-out split (default 1)\n"
@@ -146,6 +148,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		{"schedule", 1, NULL, 'c'}, {"milestones", 1, NULL, 'L'}, {"gamma", 1, NULL, 'g'},
 		{"warmup", 1, NULL, 'W'}, {"pad", 1, NULL, 'p'}, {"no-flip", 0, NULL, 'x'},
 		{"smooth", 1, NULL, 'Z'}, {"distill", 1, NULL, 'D'}, {"temperature", 1, NULL, 'K'},
+		{"no-row-shift", 0, NULL, 'R'},
 		{"seed", 1, NULL, 's'}, {"val-frac", 1, NULL, 'f'}, {"split-seed", 1, NULL, 'Y'},
 		{"share", 1, NULL, 'C'}, {"resume", 0, NULL, 'r'}, {"stop-after", 1, NULL, 'X'}, {"threads", 1, NULL, 't'},
 		{"quiet", 0, NULL, 'q'}, {"predictions", 0, NULL, 'P'}, {"help", 0, NULL, 'h'}, {"version", 0, NULL, 'V'},
@@ -158,9 +161,9 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		.split_seed = 1 };
 	*c = (struct mea_train_cfg){ .epochs = 30, .batch = 128, .lr = 0.1f, .momentum = 0.9f,
 		.wd = 5e-4f, .cosine = 1, .nmilestones = 2, .milestones = {0.5f, 0.75f},
-		.gamma = 0.1f, .warmup = 1, .aug = {2, 1}, .tau = 4 };
+		.gamma = 0.1f, .warmup = 1, .aug = {2, 1}, .tau = 4, .row_shift = 1 };
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xZ:D:K:s:f:Y:C:rX:t:qPhV",
+	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xZ:D:K:Rs:f:Y:C:rX:t:qPhV",
 			longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': o->job = parse_job(optarg); break;
@@ -198,6 +201,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'x': c->aug.flip = 0; break;
 		case 'Z': c->smooth = (float)opt_double("--smooth", optarg, 0, 0.999); break;
 		case 'D': c->distill = (float)opt_double("--distill", optarg, 0, 1); break;
+		case 'R': c->row_shift = 0; break;
 		case 'K': c->tau = (float)opt_double("--temperature", optarg, 0.01, 100); break;
 		case 's': o->seed = opt_long("--seed", optarg, 0, 0x7fffffffL); break;
 		case 'f': o->val_frac = opt_double("--val-frac", optarg, 0, 1); break;

@@ -8,7 +8,7 @@
  * field), HW and PQ the input and output plane sizes.
  *
  * Layout and lowering.  Four paths, picked from the shape (and, for the
- * fourth, the inference flag):
+ * fourth, the inference and row_shift flags):
  *
  *  1. Pointwise (1x1, stride 1, no padding).  An image's group slice
  *     x[n][g] is already a Cg x HW row-major matrix, so
@@ -64,8 +64,12 @@
  *     computed and dropped.  At 28x28 this cut ResNet-20's inference time
  *     by 23% (im2col's copying had been a quarter of it).
  *     The R partial sums are added in another order than path 3's one
- *     product, so the results differ in the last bits; training keeps
- *     path 3 (mea_conv_shape.inference) to keep trained weights the same.
+ *     product, so the results differ in the last bits.  Training takes
+ *     path 4 only when asked (mea_conv_shape.row_shift; mea-train does
+ *     by default, and --no-row-shift keeps path 3, which trained the
+ *     shipped weights); its backward then splits both products by tap
+ *     row the same way (shift_backward), and adds three shifted copies
+ *     back onto dx where col2im adds nine.
  *
  * Fusion.  mea_conv2d_forward_act also adds the bias, a residual and the
  * activation, in the epilogue: a pass over each block of output right
@@ -174,10 +178,10 @@ dw3_work(const struct mea_conv_shape *s)
 }
 
 /*
- * The row-shift lowering (path 4 at the top): inference, stride 1, a
- * kernel taller than one row, and no more padding than the kernel
- * overlaps (pad <= R - 1, so that an image's outputs end before the next
- * image's rows begin).  Images sit band = H + pad rows apart in its
+ * The row-shift lowering (path 4 at the top): inference or row_shift,
+ * stride 1, a kernel taller than one row, and no more padding than the
+ * kernel overlaps (pad <= R - 1, so that an image's outputs end before
+ * the next image's rows begin).  Images sit band = H + pad rows apart in its
  * scratch, after pad leading zero rows; shift_ld() is the row length of
  * that scratch, in floats, for nb images.
  */
@@ -201,7 +205,7 @@ shift_cols_n(const struct mea_conv_shape *s, int m)
 static size_t
 shift_work(const struct mea_conv_shape *s)
 {
-	if (!s->inference || s->stride != 1 || s->R < 2 || s->pad > s->R - 1 ||
+	if (!(s->inference || s->row_shift) || s->stride != 1 || s->R < 2 || s->pad > s->R - 1 ||
 			is_depthwise(s) || is_pointwise(s))
 		return 0;
 	int nb = chunk(s), Kg = s->K / s->groups;
@@ -219,6 +223,23 @@ shift_work(const struct mea_conv_shape *s)
 	total += tmp;
 	size_t bytes = total;
 	return mulsz(&bytes, sizeof(float)) ? 0 : total;
+}
+
+/* The row-shift backward's scratch: the forward's (gathered weights,
+ * shifted input, gathered dy), then the gathered weight gradient and the
+ * shifted input gradient, as large again as the weights and the input;
+ * 0 when the sum does not fit a size_t (the forward's does). */
+static size_t
+shift_back_work(const struct mea_conv_shape *s)
+{
+	size_t fwd = shift_work(s), cs = (size_t)(s->C / s->groups) * (size_t)s->S;
+	size_t dwr = (size_t)s->K * cs * (size_t)s->R;
+	size_t dcol = cs * (size_t)shift_ld(s, chunk(s));
+	size_t total = fwd + dwr;
+
+	if (!fwd || total < fwd || total + dcol < total || (total + dcol) > SIZE_MAX / sizeof(float))
+		return 0;
+	return total + dcol;
 }
 
 int
@@ -270,7 +291,7 @@ mea_conv_workspace(const struct mea_conv_shape *s)
 	}
 	if (is_pointwise(s))
 		return 0;
-	size_t shift = shift_work(s);
+	size_t shift = s->row_shift ? shift_back_work(s) : shift_work(s);
 	if (shift)
 		return shift;
 	int nb = chunk(s);
@@ -1012,6 +1033,132 @@ shift_forward(const struct mea_conv_shape *s, const float *x, const float *w,
 	}
 }
 
+/*
+ * The adjoint of shift_fill: every cell of a shifted row that came from
+ * an input cell is added back onto it (dx is the first image's group
+ * slice).  The padding rows and the columns that wrapped around from a
+ * neighbouring row are dropped; in the "same" case the wrapped columns
+ * are zeroed in dcol, the caller's scratch, so that each image's block
+ * goes back with one long add, as col2im does.
+ */
+static void
+shift_unfill(const struct mea_conv_shape *s, int Cg, int m, float *dcol, size_t ld,
+		float *dx)
+{
+	int H = s->H, W = s->W, Q = s->Q, pad = s->pad, band = H + pad;
+	size_t HW = (size_t)H * W, CHW = (size_t)s->C * HW;
+
+	for (int t = 0; t < s->S; t++) {
+		int lo, hi;
+		span(t, 1, pad, W, Q, &lo, &hi);
+		if (lo == hi)
+			continue;
+		for (int c = 0; c < Cg; c++) {
+			float *row = dcol + ((size_t)c * s->S + t) * ld;
+			for (int i = 0; i < m; i++) {
+				float *dc = dx + (size_t)i * CHW + (size_t)c * HW;
+				float *blk = row + ((size_t)i * band + pad) * Q;
+				if (Q == W) {
+					size_t d0 = (size_t)lo, d1 = (size_t)(H - 1) * Q + hi;
+					zero_cols(blk, Q, 0, H, lo, hi);
+					add_to(d1 - d0, blk + d0, dc + (ptrdiff_t)d0 + (t - pad));
+					continue;
+				}
+				for (int h = 0; h < H; h++) {
+					const float *d = blk + (size_t)h * Q;
+					float *dst = dc + (size_t)h * W + (lo - pad + t);
+					for (int q = lo; q < hi; q++)
+						dst[q - lo] += d[q];
+				}
+			}
+		}
+	}
+}
+
+/*
+ * Backward by row shifts, for training plans that ask for it
+ * (mea_conv_shape.row_shift): the two products of path 3 split by tap
+ * row as the forward is.  With dy gathered into the forward's output
+ * layout (band rows per image, zero in the rows between images):
+ *   dw_r += dy * (col from column r*Q on)^T    (Kg x Cg*S, per tap row r)
+ *   dcol[:, r*Q ...] += w_r^T * dy             (Cg*S x the GEMM's columns)
+ * and shift_unfill adds dcol back onto the input cells, three shifted
+ * copies where col2im adds nine.  dw_r is gathered like w_r and added
+ * into dw once at the end.
+ */
+static void
+shift_backward(const struct mea_conv_shape *s, const float *x, const float *w,
+		const float *dy, float *dx, int set_dx, float *dw, float *work)
+{
+	int G = s->groups, Cg = s->C / G, Kg = s->K / G, R = s->R, S = s->S, Q = s->Q;
+	int CS = Cg * S, HW = s->H * s->W, PQ = s->P * s->Q, band = s->H + s->pad;
+	int nb = chunk(s);
+	size_t ld = (size_t)shift_ld(s, nb), nwr = (size_t)s->K * CS * R;
+	float *wr = work, *col = wr + nwr, *tmp = col + (size_t)CS * ld;
+	float *dwr = tmp + (nb > 1 ? (size_t)Kg * shift_cols_n(s, nb) : 0);
+	float *dcol = dwr + nwr;
+
+	for (int g = 0; dx && g < G; g++)
+		for (int k = 0; k < Kg; k++)
+			for (int c = 0; c < Cg; c++)
+				for (int r = 0; r < R; r++)
+					memcpy(wr + (((size_t)g * R + r) * Kg + k) * CS + (size_t)c * S,
+						w + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S,
+						(size_t)S * sizeof *wr);
+	if (dw)
+		zero(dwr, nwr);
+	for (int n0 = 0; n0 < s->N; n0 += nb) {
+		int m = s->N - n0 < nb ? s->N - n0 : nb;
+		int ncols = (int)shift_cols_n(s, m);
+		for (int g = 0; g < G; g++) {
+			const float *dyg = dy + ((size_t)n0 * s->K + (size_t)g * Kg) * PQ;
+			if (m > 1) {
+				for (int k = 0; k < Kg; k++)
+					for (int i = 0; i < m; i++) {
+						float *d = tmp + (size_t)k * ncols + (size_t)i * band * Q;
+						memcpy(d, dyg + ((size_t)i * s->K + k) * PQ,
+							(size_t)PQ * sizeof *d);
+						if (i < m - 1)
+							zero(d + PQ, (size_t)band * Q - (size_t)PQ);
+					}
+				dyg = tmp;
+			}
+			if (dw) {
+				shift_fill(s, Cg, m, x + ((size_t)n0 * s->C + (size_t)g * Cg) * HW,
+					col, ld);
+				for (int r = 0; r < R; r++)
+					mea_gemm(0, 1, Kg, CS, ncols, 1.0f, dyg, ncols,
+						col + (size_t)r * Q, (int)ld, 1.0f,
+						dwr + ((size_t)g * R + r) * Kg * CS, CS);
+			}
+			if (!dx)
+				continue;
+			/* Tap row 0 writes columns [0, ncols); the others add
+			 * R - 1 rows further on, into columns zeroed here. */
+			for (int c = 0; c < CS; c++)
+				zero(dcol + (size_t)c * ld + ncols, (size_t)(R - 1) * Q);
+			for (int r = 0; r < R; r++)
+				mea_gemm(1, 0, CS, ncols, Kg, 1.0f,
+					wr + ((size_t)g * R + r) * Kg * CS, CS, dyg, ncols,
+					r ? 1.0f : 0.0f, dcol + (size_t)r * Q, (int)ld);
+			float *dxg = dx + ((size_t)n0 * s->C + (size_t)g * Cg) * HW;
+			for (int i = 0; set_dx && i < m; i++)
+				memset(dxg + (size_t)i * s->C * HW, 0, (size_t)Cg * HW * sizeof *dxg);
+			shift_unfill(s, Cg, m, dcol, ld, dxg);
+		}
+	}
+	for (int g = 0; dw && g < G; g++)
+		for (int r = 0; r < R; r++)
+			for (int k = 0; k < Kg; k++)
+				for (int c = 0; c < Cg; c++) {
+					const float *src = dwr + (((size_t)g * R + r) * Kg + k) * CS +
+						(size_t)c * S;
+					float *dst = dw + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S;
+					for (int t = 0; t < S; t++)
+						dst[t] += src[t];
+				}
+}
+
 /* ----------------------------------------------------------- forward */
 
 void
@@ -1044,7 +1191,7 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 		depthwise_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
-	if (shift_work(s)) {
+	if (s->row_shift ? shift_back_work(s) : shift_work(s)) {
 		shift_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
@@ -1119,6 +1266,10 @@ conv_backward(const struct mea_conv_shape *s, const float *x, const float *w,
 
 	if (is_depthwise(s)) {
 		depthwise_backward(s, x, w, dy, dx, set_dx, dw, work);
+		return;
+	}
+	if (s->row_shift && shift_back_work(s)) {
+		shift_backward(s, x, w, dy, dx, set_dx, dw, work);
 		return;
 	}
 	if (is_pointwise(s)) {

@@ -74,6 +74,7 @@ struct mea_plan {
 	int tail;             /* steps [tail, nstep) run once on the whole batch */
 	int profile;          /* time the forward steps */
 	int plain;            /* no inference-only lowering (mea_plan_opts) */
+	int row_shift;        /* training by row shifts (mea_plan_opts) */
 	int training;         /* any step trains */
 	int keep_stats;       /* training bn does not update running statistics */
 	int *owner;           /* node -> node owning the buffer of its value */
@@ -458,7 +459,8 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 				/* Training plans keep training's order of sums even
 				 * in frozen blocks, so that a model trains to the same
 				 * bits as it did before the inference lowering came. */
-				.inference = !p->training && !p->plain };
+				.inference = !p->training && !p->plain,
+				.row_shift = p->training && p->row_shift };
 			if (mea_conv_shape_init(&st->cs) != 0)
 				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): convolution too large "
 						"for a batch of %d", st->node, n->name, p->batch);
@@ -680,6 +682,7 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 	p->batch = o->batch;
 	p->keep_stats = o->keep_stats;
 	p->plain = o->plain;
+	p->row_shift = o->row_shift;
 	p->owner = malloc(nn * sizeof *p->owner);
 	p->pinned = calloc(nn, 1);
 	p->whole = calloc(nn, 1);

@@ -1063,6 +1063,45 @@ mea_model_add_state(struct mea_model *m, int mask, struct mea_err *e)
 	return 0;
 }
 
+int
+mea_model_drop_state(struct mea_model *m, int mask, struct mea_err *e)
+{
+	int *map, nt = 0;
+	size_t total = 0;
+
+	map = malloc(((size_t)m->ntensors + 1) * sizeof *map);
+	if (!map)
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	for (int t = 0; t < m->ntensors; t++) {
+		const struct mea_weight *w = &m->tensor[t];
+		int drop = w->kind == MEA_TK_STATE &&
+			(mask & MEA_BLOCK_BIT(m->node[m->tensor[w->of].node].block));
+		map[t] = drop ? -1 : nt++;
+	}
+	if (nt == m->ntensors) {
+		free(map);
+		return 0;
+	}
+	/* Parameters are never dropped, so every index a node or a state
+	 * holds has a place in the new order. */
+	for (int i = 0; i < m->nnodes; i++)
+		for (int k = 0; k < 4; k++)
+			if (m->node[i].param[k] >= 0)
+				m->node[i].param[k] = map[m->node[i].param[k]];
+	for (int t = 0; t < m->ntensors; t++)
+		if (map[t] >= 0) {
+			struct mea_weight w = m->tensor[t];
+			if (w.kind == MEA_TK_STATE)
+				w.of = map[w.of];
+			m->tensor[map[t]] = w;
+			total += w.nelem;
+		}
+	m->ntensors = nt;
+	free(map);
+	/* A fresh arena of the kept tensors, copied from the old one. */
+	return place_tensors(m, total, e);
+}
+
 /* ------------------------------------------------------------ the file */
 
 struct layout {

@@ -216,6 +216,10 @@ void mea_model_init(struct mea_model *m, uint64_t seed, int mask);
  * across runs.  Tensor data pointers stay valid only until the next call
  * that grows the arena (this one). */
 int mea_model_add_state(struct mea_model *m, int mask, struct mea_err *e);
+/* Remove the state tensors of the blocks in mask: a job that leaves a
+ * block frozen has no use for its optimiser's state, and the model file
+ * shipped to a device should not carry it. */
+int mea_model_drop_state(struct mea_model *m, int mask, struct mea_err *e);
 /* The state tensor of parameter t, or -1. */
 int mea_model_state_of(const struct mea_model *m, int t);
 
@@ -284,6 +288,9 @@ struct mea_plan_opts {
 	                          second and later plans of a data-parallel step) */
 	int plain;             /* inference without its own lowerings (row shifts,
 	                          fused blocks): the sums training does, for tests */
+	int row_shift;         /* training: stride-1 convolutions by row shifts,
+	                          forward and backward (conv.c): faster, and other
+	                          bits than the default im2col */
 };
 
 struct mea_plan;

@@ -53,6 +53,8 @@ struct mea_conv_shape {
 	int inference;       /* 1: forward only, so a stride-1 convolution may
 	                        take the row-shift lowering (conv.c), whose sums
 	                        run in another order than training's im2col */
+	int row_shift;       /* 1: training may take the row shift too, forward
+	                        and backward (other bits than im2col's) */
 };
 
 /* Fill in P and Q and check the geometry (C and K divisible by groups,

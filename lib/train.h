@@ -115,6 +115,7 @@ struct mea_train_cfg {
 	int mask;              /* MEA_BLOCK_BIT()s of the blocks to train */
 	int out_node;          /* the node whose output the loss reads */
 	int workers;           /* data-parallel threads (see trainer.c); 0 or 1: one */
+	int row_shift;         /* convolutions by row shifts (mea_plan_opts) */
 };
 
 struct mea_train_status {

@@ -346,6 +346,7 @@ make_workers(struct run *r, struct mea_err *e)
 	po.noutputs = 1;
 	po.output[0] = c->out_node;
 	po.train_mask = c->mask;
+	po.row_shift = c->row_shift;
 	for (int k = 0; k < r->nw && !rc; k++) {
 		r->w[k].c = c;
 		r->w[k].plane = (size_t)r->ds->C * r->ds->H * r->ds->W;
@@ -378,7 +379,10 @@ mea_train(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 	if (c->distill > 0 && !remap && ds->K != r.K)
 		return mea_errf(e, MEA_E_FORMAT, "the teacher has %d classes, the model %d",
 				ds->K, r.K);
-	if ((rc = mea_model_add_state(m, c->mask, e)))
+	/* Momentum for the blocks this job trains; none for the ones it
+	 * leaves frozen (the main block, in the ext job). */
+	if ((rc = mea_model_drop_state(m, MEA_BLOCKS_ALL & ~c->mask, e)) ||
+			(rc = mea_model_add_state(m, c->mask, e)))
 		return rc;
 	if ((rc = select_samples(ds, idx, n, remap, &base, &nsel)))
 		return mea_errf(e, rc, "out of memory");

@@ -4,13 +4,14 @@
  * dataset has to be read.  Not a test (it prints no TAP and is not run
  * by the suites); share/bench.sh runs it.
  *
- *   bench_train_test [-i] ARCH CxHxW CLASSES BATCH STEPS
+ *   bench_train_test [-i] [-r] ARCH CxHxW CLASSES BATCH STEPS
  *
  * A training step is what lib/trainer.c does for one batch: copy the
  * inputs in, forward, zero the gradients, cross-entropy, backward, and
  * SGD with momentum over every trained parameter.  With -i the plan is
  * an inference plan and a step is one forward pass (for profiling the
- * kernels without mea-main's record handling).
+ * kernels without mea-main's record handling).  With -r a training plan
+ * takes the row shift (mea-train --row-shift).
  *
  * Prints the BLAS configuration, then one line with images/s and
  * GFLOP/s for the best and the median step (two untimed warm-up steps
@@ -56,7 +57,7 @@ cmp_double(const void *a, const void *b)
 static void
 usage(void)
 {
-	fputs("usage: bench_train_test [-i] ARCH CxHxW CLASSES BATCH STEPS\n", stderr);
+	fputs("usage: bench_train_test [-i] [-r] ARCH CxHxW CLASSES BATCH STEPS\n", stderr);
 	exit(2);
 }
 
@@ -86,8 +87,13 @@ main(int argc, char **argv)
 	int infer = 0, batch, steps;
 	const char *t = getenv("MEA_THREADS");
 
-	if (argc > 1 && strcmp(argv[1], "-i") == 0)
-		infer = 1, argc--, argv++;
+	for (; argc > 1 && argv[1][0] == '-'; argc--, argv++)
+		if (strcmp(argv[1], "-i") == 0)
+			infer = 1;
+		else if (strcmp(argv[1], "-r") == 0)
+			po.row_shift = 1;
+		else
+			usage();
 	if (argc != 6 || sscanf(argv[2], "%dx%dx%d", &a.in_c, &a.in_h, &a.in_w) != 3)
 		usage();
 	a.name = argv[1];
@@ -147,7 +153,8 @@ main(int argc, char **argv)
 			"best %.1f images/s %.1f GFLOP/s, median %.1f images/s %.1f GFLOP/s "
 			"(CPU time: best %.1f GFLOP/s, median %.1f; "
 			"%.1f M MACs/image%s; plan %.1f MiB)\n",
-			infer ? "infer" : "train", a.name, infer ? "forward" : "step",
+			infer ? "infer" : po.row_shift ? "train-rowshift" : "train", a.name,
+			infer ? "forward" : "step",
 			a.in_c, a.in_h, a.in_w, a.nclasses, batch, steps,
 			batch / best, flop / best * 1e-9, batch / med, flop / med * 1e-9,
 			flop / dc[0] * 1e-9, flop / dc[steps / 2] * 1e-9,

@@ -367,12 +367,13 @@ test_conv_shape(void)
 	check(mea_pool_shape_init(&ps) == -1, G, "pool rejects pad >= kernel");
 }
 
-/* Each case twice: as a training plan computes it, and as an inference
- * plan may (the row-shift lowering, for the stride-1 ones). */
+/* Each case three times: as a training plan computes it, as an inference
+ * plan may (the row-shift lowering, for the stride-1 ones), and as a
+ * training plan that asks for the row shift. */
 static void
 conv_fwd_cases(const char *G)
 {
-	for (size_t cj = 0; cj < 2 * NCONV; cj++) {
+	for (size_t cj = 0; cj < 3 * NCONV; cj++) {
 		const struct convcase *c = &convcases[cj % NCONV];
 		struct mea_conv_shape s;
 		char d[160];
@@ -380,7 +381,8 @@ conv_fwd_cases(const char *G)
 			check(0, G, "%s: shape rejected", c->what);
 			continue;
 		}
-		s.inference = cj >= NCONV;
+		s.inference = cj >= NCONV && cj < 2 * NCONV;
+		s.row_shift = cj >= 2 * NCONV;
 		size_t nx, nw, ny;
 		conv_sizes(&s, &nx, &nw, &ny);
 		float *x = frand(nx, -1, 1), *w = frand(nw, -1, 1);
@@ -395,7 +397,8 @@ conv_fwd_cases(const char *G)
 		mea_conv2d_forward(&s, x, w, b, y, work);
 		double e = relerr(y, yd, ny);
 		desc_conv(d, sizeof d, c, &s);
-		check(e < 2e-5, G, "%s%s: err %.2g", d, s.inference ? ", inference" : "", e);
+		check(e < 2e-5, G, "%s%s: err %.2g", d, s.inference ? ", inference" :
+			s.row_shift ? ", training row shift" : "", e);
 		free(x), free(w), free(b), free(y), free(work);
 		free(xd), free(wd), free(bd), free(yd);
 	}
@@ -434,14 +437,16 @@ test_conv_bwd(void)
 {
 	const char *G = "conv-bwd";
 
-	for (size_t ci = 0; ci < NCONV; ci++) {
-		const struct convcase *c = &convcases[ci];
+	/* Each case as im2col computes it, then with the row shift. */
+	for (size_t cj = 0; cj < 2 * NCONV; cj++) {
+		const struct convcase *c = &convcases[cj % NCONV];
 		struct mea_conv_shape s;
 		char d[160];
 		if (conv_shape(c, &s) != 0) {
 			check(0, G, "%s: shape rejected", c->what);
 			continue;
 		}
+		s.row_shift = cj >= NCONV;
 		/* Too large for finite differences (the wide 1x1 case is
 		 * there for the forward pass's column blocks). */
 		if ((double)s.N * s.K * (s.C / s.groups) * s.R * s.S * s.P * s.Q > 2e6)
@@ -468,7 +473,8 @@ test_conv_bwd(void)
 		double eb = c->bias ? gradcheck(conv_loss, &cx, cx.b, (size_t)s.K,
 			db, db0, 0.5, 48) : 0;
 		check(ex < 1e-4 && ew < 1e-4 && eb < 1e-4, G,
-			"%s: dx %.2g dw %.2g db %.2g", d, ex, ew, eb);
+			"%s%s: dx %.2g dw %.2g db %.2g", d, s.row_shift ? ", row shift" : "",
+			ex, ew, eb);
 
 		/* Each gradient alone (NULL for the others) equals its part
 		 * of the full call. */
@@ -1386,16 +1392,25 @@ test_fused(void)
 			free(wk);
 		}
 
-		float *dy = frand(ny, -1, 1), *dx = fnan(nx), *dxr = xmalloc(nx * sizeof *dxr);
+		float *dy = frand(ny, -1, 1), *dx = xmalloc(nx * sizeof *dx);
+		float *dxr = xmalloc(nx * sizeof *dxr);
 		float *dw = xmalloc(nw * sizeof *dw), *dwr = xmalloc(nw * sizeof *dwr);
-		memset(dxr, 0, nx * sizeof *dxr);
-		memset(dw, 0, nw * sizeof *dw);
-		memset(dwr, 0, nw * sizeof *dwr);
-		mea_conv2d_backward(&s, x, w, dy, dxr, dwr, NULL, work);
-		mea_conv2d_backward_set(&s, x, w, dy, dx, dw, NULL, work);
-		double ex = relerr_f(dx, dxr, nx), ew = relerr_f(dw, dwr, nw);
-		check(ex < 1e-6 && ew < 1e-6, G, "conv backward writing dx over NaN, %s: "
-			"dx %.2g dw %.2g", d, ex, ew);
+		for (int rs = 0; rs < 2; rs++) {
+			struct mea_conv_shape sr = s;
+			sr.row_shift = rs;
+			float *wk = conv_work(&sr);
+			for (size_t k = 0; k < nx; k++)
+				dx[k] = NAN;
+			memset(dxr, 0, nx * sizeof *dxr);
+			memset(dw, 0, nw * sizeof *dw);
+			memset(dwr, 0, nw * sizeof *dwr);
+			mea_conv2d_backward(&sr, x, w, dy, dxr, dwr, NULL, wk);
+			mea_conv2d_backward_set(&sr, x, w, dy, dx, dw, NULL, wk);
+			double ex = relerr_f(dx, dxr, nx), ew = relerr_f(dw, dwr, nw);
+			check(ex < 1e-6 && ew < 1e-6, G, "conv backward writing dx over NaN, "
+				"%s%s: dx %.2g dw %.2g", d, rs ? ", row shift" : "", ex, ew);
+			free(wk);
+		}
 		free(x), free(w), free(b), free(res), free(want), free(got), free(work);
 		free(dy), free(dx), free(dxr), free(dw), free(dwr);
 	}
