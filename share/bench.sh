@@ -216,8 +216,10 @@ awk -F'|' -v sg="$sgemm" '
 			gf *= 3; cgf *= 3; want = $1 ~ /im2col/ ? 0 : 0.40
 		} else
 			want = $2 == 1 ? 0.25 : 0.50
-		note = want ? sprintf("%.2f %s", want, gf / sg >= want ? "met" : "below") :
-			"(--no-row-shift)"
+		if (want)
+			note = sprintf("%.2f %s", want, gf / sg >= want ? "met" : "below")
+		else
+			note = "(mea-train --no-row-shift)"
 		if ($1 ~ /resnet20/ && $1 !~ /^training/ && $2 == 64)
 			note = note sprintf(", <64 MiB %s", $6 / 1024 < 64 ? "met" : "above")
 		printf "%-37s %5d %9.1f %8.1f %7.2f %7.1f %7.2f %9.1f  %s\n", $1, $2, $3,
