@@ -987,6 +987,22 @@ shift_fill(const struct mea_conv_shape *s, int Cg, int m, const float *x,
 	}
 }
 
+/* w[g][k][c][r][t] -> wr[g][r][k][c][t]: tap row r of group g's weights,
+ * a Kg x Cg*S matrix, for each r (the row shift's GEMM operands). */
+static void
+gather_rows(const struct mea_conv_shape *s, const float *w, float *wr)
+{
+	int G = s->groups, Cg = s->C / G, Kg = s->K / G, R = s->R, S = s->S, CS = Cg * S;
+
+	for (int g = 0; g < G; g++)
+		for (int k = 0; k < Kg; k++)
+			for (int c = 0; c < Cg; c++)
+				for (int r = 0; r < R; r++)
+					memcpy(wr + (((size_t)g * R + r) * Kg + k) * CS + (size_t)c * S,
+						w + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S,
+						(size_t)S * sizeof *wr);
+}
+
 /*
  * Forward by row shifts (path 4).  For tap row r, the cells the outputs
  * of row p need are scratch row p + r: the same matrix as for r = 0,
@@ -1008,13 +1024,7 @@ shift_forward(const struct mea_conv_shape *s, const float *x, const float *w,
 	float *wr = work, *col = wr + (size_t)s->K * CS * R;
 	float *tmp = col + (size_t)CS * ld;
 
-	for (int g = 0; g < G; g++)
-		for (int k = 0; k < Kg; k++)
-			for (int c = 0; c < Cg; c++)
-				for (int r = 0; r < R; r++)
-					memcpy(wr + (((size_t)g * R + r) * Kg + k) * CS + (size_t)c * S,
-						w + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S,
-						(size_t)S * sizeof *wr);
+	gather_rows(s, w, wr);
 	for (int n0 = 0; n0 < s->N; n0 += nb) {
 		int m = s->N - n0 < nb ? s->N - n0 : nb;
 		int ncols = (int)shift_cols_n(s, m);
@@ -1098,13 +1108,8 @@ shift_backward(const struct mea_conv_shape *s, const float *x, const float *w,
 	float *dwr = tmp + (nb > 1 ? (size_t)Kg * shift_cols_n(s, nb) : 0);
 	float *dcol = dwr + nwr;
 
-	for (int g = 0; dx && g < G; g++)
-		for (int k = 0; k < Kg; k++)
-			for (int c = 0; c < Cg; c++)
-				for (int r = 0; r < R; r++)
-					memcpy(wr + (((size_t)g * R + r) * Kg + k) * CS + (size_t)c * S,
-						w + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S,
-						(size_t)S * sizeof *wr);
+	if (dx)
+		gather_rows(s, w, wr);
 	if (dw)
 		zero(dwr, nwr);
 	for (int n0 = 0; n0 < s->N; n0 += nb) {
