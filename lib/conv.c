@@ -242,6 +242,15 @@ shift_back_work(const struct mea_conv_shape *s)
 	return total + dcol;
 }
 
+/* The row shift's scratch for this shape's use of it (forward only in an
+ * inference plan, forward and backward in a training one), or 0 when the
+ * shape takes another path. */
+static size_t
+shift_scratch(const struct mea_conv_shape *s)
+{
+	return s->row_shift ? shift_back_work(s) : shift_work(s);
+}
+
 int
 mea_conv_shape_init(struct mea_conv_shape *s)
 {
@@ -291,7 +300,7 @@ mea_conv_workspace(const struct mea_conv_shape *s)
 	}
 	if (is_pointwise(s))
 		return 0;
-	size_t shift = s->row_shift ? shift_back_work(s) : shift_work(s);
+	size_t shift = shift_scratch(s);
 	if (shift)
 		return shift;
 	int nb = chunk(s);
@@ -1003,6 +1012,24 @@ gather_rows(const struct mea_conv_shape *s, const float *w, float *wr)
 						(size_t)S * sizeof *wr);
 }
 
+/* The adjoint of gather_rows: dw[g][k][c][r][t] += dwr[g][r][k][c][t]. */
+static void
+scatter_rows_add(const struct mea_conv_shape *s, const float *dwr, float *dw)
+{
+	int G = s->groups, Cg = s->C / G, Kg = s->K / G, R = s->R, S = s->S, CS = Cg * S;
+
+	for (int g = 0; g < G; g++)
+		for (int r = 0; r < R; r++)
+			for (int k = 0; k < Kg; k++)
+				for (int c = 0; c < Cg; c++) {
+					const float *src = dwr + (((size_t)g * R + r) * Kg + k) * CS +
+						(size_t)c * S;
+					float *dst = dw + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S;
+					for (int t = 0; t < S; t++)
+						dst[t] += src[t];
+				}
+}
+
 /*
  * Forward by row shifts (path 4).  For tap row r, the cells the outputs
  * of row p need are scratch row p + r: the same matrix as for r = 0,
@@ -1152,16 +1179,8 @@ shift_backward(const struct mea_conv_shape *s, const float *x, const float *w,
 			shift_unfill(s, Cg, m, dcol, ld, dxg);
 		}
 	}
-	for (int g = 0; dw && g < G; g++)
-		for (int r = 0; r < R; r++)
-			for (int k = 0; k < Kg; k++)
-				for (int c = 0; c < Cg; c++) {
-					const float *src = dwr + (((size_t)g * R + r) * Kg + k) * CS +
-						(size_t)c * S;
-					float *dst = dw + ((((size_t)g * Kg + k) * Cg + c) * R + r) * S;
-					for (int t = 0; t < S; t++)
-						dst[t] += src[t];
-				}
+	if (dw)
+		scatter_rows_add(s, dwr, dw);
 }
 
 /* ----------------------------------------------------------- forward */
@@ -1196,7 +1215,7 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 		depthwise_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
-	if (s->row_shift ? shift_back_work(s) : shift_work(s)) {
+	if (shift_scratch(s)) {
 		shift_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
@@ -1273,7 +1292,7 @@ conv_backward(const struct mea_conv_shape *s, const float *x, const float *w,
 		depthwise_backward(s, x, w, dy, dx, set_dx, dw, work);
 		return;
 	}
-	if (s->row_shift && shift_back_work(s)) {
+	if (s->row_shift && shift_scratch(s)) {
 		shift_backward(s, x, w, dy, dx, set_dx, dw, work);
 		return;
 	}

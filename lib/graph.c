@@ -457,8 +457,9 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 				.W = a->W, .K = n->K, .R = n->R, .S = n->S, .stride = n->stride,
 				.pad = n->pad, .groups = n->groups,
 				/* Training plans keep training's order of sums even
-				 * in frozen blocks, so that a model trains to the same
-				 * bits as it did before the inference lowering came. */
+				 * in frozen blocks (im2col, or the row shift when the
+				 * plan asks for it), so that a model trains to the
+				 * same bits whatever inference lowers. */
 				.inference = !p->training && !p->plain,
 				.row_shift = p->training && p->row_shift };
 			if (mea_conv_shape_init(&st->cs) != 0)

@@ -1063,6 +1063,34 @@ mea_model_add_state(struct mea_model *m, int mask, struct mea_err *e)
 	return 0;
 }
 
+/* Tensor t of src goes to place map[t] of dst (none when -1), with the
+ * parameter a state tensor belongs to renumbered the same way; dst may be
+ * src when map never moves a tensor up.  Returns the floats moved. */
+static size_t
+move_tensors(struct mea_model *dst, const struct mea_model *src, const int *map)
+{
+	size_t total = 0;
+
+	for (int t = 0; t < src->ntensors; t++)
+		if (map[t] >= 0) {
+			struct mea_weight w = src->tensor[t];
+			if (w.of >= 0)
+				w.of = map[w.of];
+			dst->tensor[map[t]] = w;
+			total += w.nelem;
+		}
+	return total;
+}
+
+/* A node's parameter slots renumbered by map (no slot is dropped). */
+static void
+remap_params(struct mea_node *n, const int *map)
+{
+	for (int k = 0; k < 4; k++)
+		if (n->param[k] >= 0)
+			n->param[k] = map[n->param[k]];
+}
+
 int
 mea_model_drop_state(struct mea_model *m, int mask, struct mea_err *e)
 {
@@ -1085,17 +1113,8 @@ mea_model_drop_state(struct mea_model *m, int mask, struct mea_err *e)
 	/* Parameters are never dropped, so every index a node or a state
 	 * holds has a place in the new order. */
 	for (int i = 0; i < m->nnodes; i++)
-		for (int k = 0; k < 4; k++)
-			if (m->node[i].param[k] >= 0)
-				m->node[i].param[k] = map[m->node[i].param[k]];
-	for (int t = 0; t < m->ntensors; t++)
-		if (map[t] >= 0) {
-			struct mea_weight w = m->tensor[t];
-			if (w.kind == MEA_TK_STATE)
-				w.of = map[w.of];
-			m->tensor[map[t]] = w;
-			total += w.nelem;
-		}
+		remap_params(&m->node[i], map);
+	total = move_tensors(m, m, map);
 	m->ntensors = nt;
 	free(map);
 	/* A fresh arena of the kept tensors, copied from the old one. */
@@ -1575,17 +1594,9 @@ mea_model_extract(struct mea_model **out, const struct mea_model *m, int mask,
 		*n = m->node[i];
 		for (int k = 0; k < n->ninputs; k++)
 			n->input[k] = nmap[n->input[k]];
-		for (int s = 0; s < 4; s++)
-			if (n->param[s] >= 0)
-				n->param[s] = tmap[n->param[s]];
+		remap_params(n, tmap);
 	}
-	for (int t = 0; t < m->ntensors; t++)
-		if (tmap[t] >= 0) {
-			x->tensor[tmap[t]] = m->tensor[t];
-			if (m->tensor[t].of >= 0)
-				x->tensor[tmap[t]].of = tmap[m->tensor[t].of];
-			off += m->tensor[t].nelem;
-		}
+	off = move_tensors(x, m, tmap);
 	x->nnodes = nn;
 	x->ntensors = nt;
 	/* place_tensors copies the data from m's arena into x's own. */
