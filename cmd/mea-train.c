@@ -123,6 +123,8 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 			c->warmup, c->aug.pad, c->aug.flip, (unsigned long long)c->seed, opt.val_frac,
 			opt.split_seed);
 	/* Only when used, so that runs from before smoothing still resume. */
+	if (c->aug.erase != 0)
+		snprintf(buf + strlen(buf), n - strlen(buf), " erase=%g", c->aug.erase);
 	if (c->smooth != 0)
 		snprintf(buf + strlen(buf), n - strlen(buf), " smooth=%g", c->smooth);
 	if (c->workers > 1)

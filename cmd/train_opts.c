@@ -46,6 +46,8 @@ static const char usage_text[] =
 "  -W, --warmup E         epochs of linear warm-up (default 1)\n"
 "  -p, --pad N            random-crop padding (default 2)\n"
 "  -x, --no-flip          no random horizontal flips\n"
+"  -O, --erase P          random erasing: a random rectangle of each image set\n"
+"                         to the mean, with probability P (default 0)\n"
 "  -Z, --smooth F         label smoothing (default 0)\n"
 "  -D, --distill A        weight of a teacher's soft targets (the records'\n"
 "                         cloud_logits, from mea-main --cloud), 0..1 (0)\n"
@@ -147,6 +149,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		{"momentum", 1, NULL, 'u'}, {"nesterov", 0, NULL, 'n'}, {"wd", 1, NULL, 'd'},
 		{"schedule", 1, NULL, 'c'}, {"milestones", 1, NULL, 'L'}, {"gamma", 1, NULL, 'g'},
 		{"warmup", 1, NULL, 'W'}, {"pad", 1, NULL, 'p'}, {"no-flip", 0, NULL, 'x'},
+		{"erase", 1, NULL, 'O'},
 		{"smooth", 1, NULL, 'Z'}, {"distill", 1, NULL, 'D'}, {"temperature", 1, NULL, 'K'},
 		{"no-row-shift", 0, NULL, 'R'},
 		{"seed", 1, NULL, 's'}, {"val-frac", 1, NULL, 'f'}, {"split-seed", 1, NULL, 'Y'},
@@ -161,9 +164,9 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		.split_seed = 1 };
 	*c = (struct mea_train_cfg){ .epochs = 30, .batch = 128, .lr = 0.1f, .momentum = 0.9f,
 		.wd = 5e-4f, .cosine = 1, .nmilestones = 2, .milestones = {0.5f, 0.75f},
-		.gamma = 0.1f, .warmup = 1, .aug = {2, 1}, .tau = 4, .row_shift = 1 };
+		.gamma = 0.1f, .warmup = 1, .aug = {2, 1, 0}, .tau = 4, .row_shift = 1 };
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xZ:D:K:Rs:f:Y:C:rX:t:qPhV",
+	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xO:Z:D:K:Rs:f:Y:C:rX:t:qPhV",
 			longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': o->job = parse_job(optarg); break;
@@ -199,6 +202,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'W': c->warmup = (float)opt_double("--warmup", optarg, 0, 1000); break;
 		case 'p': c->aug.pad = (int)opt_long("--pad", optarg, 0, 64); break;
 		case 'x': c->aug.flip = 0; break;
+		case 'O': c->aug.erase = (float)opt_double("--erase", optarg, 0, 1); break;
 		case 'Z': c->smooth = (float)opt_double("--smooth", optarg, 0, 0.999); break;
 		case 'D': c->distill = (float)opt_double("--distill", optarg, 0, 1); break;
 		case 'R': c->row_shift = 0; break;

@@ -154,6 +154,30 @@ mea_dataset_split(const struct mea_dataset *ds, double frac, uint64_t seed,
 	return MEA_OK;
 }
 
+/* Random erasing: with probability aug->erase, one rectangle of the
+ * normalised image x[C][H][W] becomes 0, the dataset's mean, in every
+ * channel.  Draws nothing when erase is 0, so that runs without it keep
+ * their random stream.  Ten tries at a rectangle that fits, then none. */
+static void
+erase_rect(float *x, int C, int H, int W, float erase, struct mea_rng *rng)
+{
+	if (erase <= 0 || mea_rng_uniform(rng) >= erase)
+		return;
+	for (int t = 0; t < 10; t++) {
+		double area = (0.02 + 0.38 * mea_rng_uniform(rng)) * H * W;
+		double ratio = exp(log(0.3) + (log(3.3) - log(0.3)) * mea_rng_uniform(rng));
+		int h = (int)lround(sqrt(area * ratio)), w = (int)lround(sqrt(area / ratio));
+		if (h < 1 || w < 1 || h > H || w > W)
+			continue;
+		int y0 = (int)mea_rng_below(rng, (uint32_t)(H - h + 1));
+		int x0 = (int)mea_rng_below(rng, (uint32_t)(W - w + 1));
+		for (int c = 0; c < C; c++)
+			for (int i = y0; i < y0 + h; i++)
+				memset(x + ((size_t)c * H + i) * W + x0, 0, (size_t)w * sizeof *x);
+		return;
+	}
+}
+
 void
 mea_dataset_batch(const struct mea_dataset *ds, const int32_t *idx, int n,
 		const float *mean, const float *std, const struct mea_augment *aug,
@@ -187,6 +211,8 @@ mea_dataset_batch(const struct mea_dataset *ds, const int32_t *idx, int n,
 				}
 			}
 		}
+		if (aug)
+			erase_rect(dst, C, H, W, aug->erase, rng);
 		if (y)
 			y[b] = ds->label[idx[b]];
 	}

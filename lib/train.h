@@ -58,6 +58,9 @@ int mea_dataset_split(const struct mea_dataset *ds, double frac, uint64_t seed,
 struct mea_augment {
 	int pad;      /* random crop from the image padded with pad zeros */
 	int flip;     /* random horizontal flip with probability 1/2 */
+	float erase;  /* probability of random erasing (Zhong et al. 2017): a
+	                 rectangle of 2% to 40% of the image, aspect 0.3 to 3.3,
+	                 set to the mean (0 after normalisation) */
 };
 
 /* Fill x[n][C][H][W] with (pixel/255 - mean[c]) / std[c] of the images

@@ -91,7 +91,7 @@ test_batch(void)
 	uint8_t pix[2 * 1 * 2 * 3] = {0, 51, 102, 153, 204, 255,   10, 20, 30, 40, 50, 60};
 	int32_t lab[2] = {4, 7}, idx[2] = {1, 0}, y[2];
 	float x[12], mean = 0.5f, sd = 0.25f;
-	struct mea_augment flip = {0, 1};
+	struct mea_augment flip = {0, 1, 0};
 	struct mea_rng rng;
 
 	ds.n = 2; ds.C = 1; ds.H = 2; ds.W = 3; ds.pix = pix; ds.label = lab;
@@ -110,6 +110,50 @@ test_batch(void)
 	printf("ok batch\n");
 }
 
+/* Random erasing zeroes one rectangle of 2% to 40% of the image, in
+ * every channel; at probability 0 it draws nothing from the generator,
+ * so runs without it are unchanged. */
+static void
+test_erase(void)
+{
+	enum { C = 2, H = 10, W = 12 };
+	static uint8_t pix[C * H * W];
+	struct mea_dataset ds = {0};
+	int32_t lab = 0, idx = 0;
+	float x[C * H * W], mean[C] = {0, 0}, sd[C] = {1, 1};
+	struct mea_augment none = {0, 1, 0}, all = {0, 0, 1};
+	struct mea_rng r1, r2;
+	int bad = 0, minarea = H * W, maxarea = 0;
+
+	memset(pix, 255, sizeof pix);
+	ds.n = 1; ds.C = C; ds.H = H; ds.W = W; ds.pix = pix; ds.label = &lab;
+	mea_rng_seed(&r1, 3);
+	mea_rng_seed(&r2, 3);
+	mea_dataset_batch(&ds, &idx, 1, mean, sd, &none, &r1, x, NULL);
+	(void)mea_rng_below(&r2, 2);
+	CHECK(mea_rng_next(&r1) == mea_rng_next(&r2), "erase 0 drew from the generator");
+	for (int k = 0; k < 200; k++) {
+		int y0 = H, y1 = -1, x0 = W, x1 = -1, n = 0;
+		mea_dataset_batch(&ds, &idx, 1, mean, sd, &all, &r1, x, NULL);
+		for (int i = 0; i < H; i++)
+			for (int j = 0; j < W; j++)
+				if (x[i * W + j] == 0) {
+					n++;
+					y0 = i < y0 ? i : y0; y1 = i > y1 ? i : y1;
+					x0 = j < x0 ? j : x0; x1 = j > x1 ? j : x1;
+				}
+		/* One solid rectangle, the same in the second channel. */
+		bad += n == 0 || n != (y1 - y0 + 1) * (x1 - x0 + 1) ||
+			memcmp(x, x + H * W, sizeof x / 2) != 0;
+		minarea = n < minarea ? n : minarea;
+		maxarea = n > maxarea ? n : maxarea;
+	}
+	CHECK(bad == 0, "%d of 200 draws not one erased rectangle in both channels", bad);
+	CHECK(minarea >= 1 && maxarea <= 0.4 * H * W + 4 && maxarea > 0.2 * H * W,
+			"erased areas %d..%d of %d pixels", minarea, maxarea, H * W);
+	printf("ok erase\n");
+}
+
 int
 main(void)
 {
@@ -117,6 +161,7 @@ main(void)
 	test_thresholds();
 	test_rng();
 	test_batch();
+	test_erase();
 	if (failures)
 		printf("%d failures\n", failures);
 	return failures != 0;

@@ -81,6 +81,25 @@ setup_file() {
 	[[ ${stderr_lines[0]} == "epoch 2/3 "* ]]
 }
 
+@test "mea-train: --erase changes training, repeats itself, and a resume must keep it" {
+	mea-train -j full -m "$X/init.mea-model" -o "$X/erase.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		-O 0.5 < "$X/train.mea"
+	mea-train -j full -m "$X/init.mea-model" -o "$X/erase2.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		-O 0.5 < "$X/train.mea"
+	cmp "$X/erase.mea-model" "$X/erase2.mea-model"
+	mea-train -j full -m "$X/init.mea-model" -o "$X/plain2.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		< "$X/train.mea"
+	refute cmp -s "$X/erase.mea-model" "$X/plain2.mea-model"
+	run --separate-stderr mea-train -j full -r -o "$X/erase.mea-model" -e 3 -b 32 -f 0.2 \
+		< "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"erase=0.5"*"', not '"* && ${stderr#*, not } != *erase* ]]
+	run --separate-stderr mea-train -j full -r -o "$X/erase.mea-model" -e 3 -b 32 -f 0.2 \
+		-O 1.5 < "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"--erase"* ]]
+}
+
 @test "mea-train: --threads 2 splits each batch, repeats itself and resumes exactly" {
 	mea-train -j full -m "$X/init.mea-model" -o "$X/t2.mea-model" -e 3 -b 32 -f 0.2 -q -t 2 \
 		< "$X/train.mea"
