@@ -3,10 +3,10 @@
 
 load helper
 
-@test "calib: hard classes, thresholds, rng and batches match hand-worked values" {
+@test "calib: hard classes, thresholds, rng, batches and erasing match hand-worked values" {
 	run calib_test
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ $output != *FAIL* ]]
-	[ "$(grep -c '^ok' <<< "$output")" -eq 4 ]
+	[ "$(grep -c '^ok' <<< "$output")" -eq 5 ]
 }
