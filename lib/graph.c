@@ -54,6 +54,7 @@ struct step {
 	const float *fw, *fb; /* folded weight and bias, or NULL */
 	struct mea_conv_shape cs;
 	struct mea_pool_shape ps;
+	int slice;            /* images per pass of its run of steps (plan_slices) */
 	size_t save;          /* train bn: offset into p->save; maxpool: into p->argmax */
 	double seconds;       /* profiling: summed wall time */
 	uint64_t images;
@@ -70,7 +71,6 @@ struct step {
 struct mea_plan {
 	struct mea_model *m;
 	int batch, n;         /* largest batch; images in the last forward */
-	int slice;            /* images per pass through the steps (see forward) */
 	int tail;             /* steps [tail, nstep) run once on the whole batch */
 	int profile;          /* time the forward steps */
 	int plain;            /* no inference-only lowering (mea_plan_opts) */
@@ -318,13 +318,17 @@ assign_buffers(struct mea_plan *p, const unsigned char *given, struct mea_err *e
 	for (int v = 0; v < nv; v++)
 		if (given[v] || p->whole[v]) {
 			bufof[v] = nbuf;
-			cap[nbuf] = per_image(&m->node[v]);
+			if (mea_mul_size(per_image(&m->node[v]), (size_t)p->batch, &cap[nbuf]))
+				cap[nbuf] = SIZE_MAX;
 			full[nbuf] = 1;
 			busy[nbuf++] = 1;
 		}
 	for (int s = 0; s < p->nstep; s++) {
 		int v = p->step[s].out, best = -1;
-		size_t need = per_image(&m->node[v]);
+		size_t need;
+		/* Floats of a slice of the value; SIZE_MAX fails below. */
+		if (mea_mul_size(per_image(&m->node[v]), (size_t)p->step[s].slice, &need))
+			need = SIZE_MAX;
 		if (bufof[v] < 0 && p->training) {
 			bufof[v] = nbuf;
 			cap[nbuf] = need;
@@ -363,11 +367,10 @@ assign_buffers(struct mea_plan *p, const unsigned char *given, struct mea_err *e
 		goto done;
 	}
 	for (int b = 0; b < nbuf; b++) {
-		size_t n;
-		if (mea_mul_size(cap[b], (size_t)(full[b] ? p->batch : p->slice), &n) ||
-				n > INT_MAX) {
-			rc = mea_errf(e, MEA_E_LIMIT, "an activation of %zu values per image is too "
-					"large for a batch of %d", cap[b], p->batch);
+		size_t n = cap[b];
+		if (n > INT_MAX) {
+			rc = mea_errf(e, MEA_E_LIMIT, "an activation of %s values is too large for "
+					"a batch of %d", full[b] ? "a batch's" : "a slice's", p->batch);
 			goto done;
 		}
 		if (!(p->buf[b] = plan_alloc(p, n, sizeof(float), 1, e))) {
@@ -440,7 +443,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 		const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
 		if (st->ir) {
 			const struct mea_node *dw = &m->node[st->part[1].node];
-			st->is = (struct mea_ir_shape){ .N = p->slice, .C = a->C, .H = a->H,
+			st->is = (struct mea_ir_shape){ .N = st->slice, .C = a->C, .H = a->H,
 				.W = a->W, .E = n->K, .K = m->node[st->part[2].node].K,
 				.stride = dw->stride };
 			if (mea_ir_shape_init(&st->is) != 0)
@@ -453,7 +456,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			continue;
 		}
 		if (n->op == MEA_OP_CONV) {
-			st->cs = (struct mea_conv_shape){ .N = p->slice, .C = a->C, .H = a->H,
+			st->cs = (struct mea_conv_shape){ .N = st->slice, .C = a->C, .H = a->H,
 				.W = a->W, .K = n->K, .R = n->R, .S = n->S, .stride = n->stride,
 				.pad = n->pad, .groups = n->groups,
 				/* Training plans keep training's order of sums even
@@ -470,7 +473,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 				work = w;
 			folded += folded_size(m, st);
 		} else if (n->op == MEA_OP_MAXPOOL || n->op == MEA_OP_AVGPOOL) {
-			st->ps = (struct mea_pool_shape){ .N = p->slice, .C = a->C, .H = a->H,
+			st->ps = (struct mea_pool_shape){ .N = st->slice, .C = a->C, .H = a->H,
 				.W = a->W, .R = n->R, .S = n->S, .stride = n->stride, .pad = n->pad };
 			if (mea_pool_shape_init(&st->ps) != 0)
 				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): pooling too large for a "
@@ -516,34 +519,109 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 
 /*
  * Images per pass of an inference plan.  Images are independent in
- * inference, so mea_plan_forward runs all the steps on a slice of the
- * batch at a time, and only the plan's inputs and outputs hold the whole
- * batch; the values in between hold one slice.  That bounds the memory
- * of a large batch (MobileNetV2 at 224x224 and batch 64 needed 600 MB,
- * one image's activations 64 times over) and keeps a slice's activations
- * in cache from the step that writes them to the one that reads them.
- * A slice still holds several images when they are small, for the
- * convolutions' GEMMs (conv.c chunks images for the same reason): the
- * largest activation of a slice is kept within SLICE_BYTES, half of a
- * typical L2.  Training needs batch statistics: a training plan is one
- * slice.
+ * inference, so mea_plan_forward runs a run of steps on a slice of the
+ * batch at a time, and only values that cross from one run to another
+ * hold the whole batch; the values in between hold one slice.  That
+ * bounds the memory of a large batch (MobileNetV2 at 224x224 and batch 64
+ * needed 600 MB, one image's activations 64 times over) and keeps a
+ * slice's activations in cache from the step that writes them to the one
+ * that reads them.  A slice still holds several images when they are
+ * small, for the convolutions' GEMMs (conv.c chunks images for the same
+ * reason): each step's output within SLICE_BYTES, half of a typical L2.
+ *
+ * One slice for the whole network was set by its largest activation, one
+ * image of MobileNetV2, whose 7x7 layers then ran their GEMMs an image at
+ * a time.  So the steps are cut into runs: a run ends where the rest of
+ * the network could take a slice at least twice as large (the least any
+ * later step allows), so slices only grow along the plan.  The values a
+ * later run reads from an earlier one hold the whole batch.  Training
+ * needs batch statistics: a training plan is one run over the batch, as
+ * are the trailing fully connected steps (mark_tail).
  */
 #define SLICE_BYTES (512 * 1024)
 
 static int
-slice_size(const struct mea_plan *p)
+slice_for(const struct mea_plan *p, const struct step *st)
 {
-	size_t most = 1;
+	size_t v = per_image(&p->m->node[st->out]) * sizeof(float);
+	size_t k = SLICE_BYTES / (v ? v : 1);
 
-	if (p->training)
-		return p->batch;
-	for (int s = 0; s < p->nstep; s++) {
-		size_t v = per_image(&p->m->node[p->step[s].out]) * sizeof(float);
-		if (v > most)
-			most = v;
-	}
-	size_t k = SLICE_BYTES / most;
 	return k < 1 ? 1 : k > (size_t)p->batch ? p->batch : (int)k;
+}
+
+/* Floats per image of the values written before step c and read from
+ * step c on: what a cut before step c makes whole. */
+static size_t
+crossing(const struct mea_plan *p, const int *prod, const int *last, int c)
+{
+	size_t sum = 0;
+
+	for (int v = 0; v < p->m->nnodes; v++)
+		if (prod[v] >= 0 && prod[v] < c && last[v] >= c)
+			sum += per_image(&p->m->node[v]);
+	return sum;
+}
+
+/* Steps a cut may move later to find a narrower crossing (see below). */
+#define CUT_REACH 4
+
+/* Set each step's slice and mark the values read across runs as whole.
+ * After mark_tail.  A run starts where the least slice of the steps from
+ * there on doubles, or up to CUT_REACH steps later where fewer floats
+ * cross the cut (after a block, not in the middle of one: a cut inside
+ * MobileNetV2's last 14x14 block made its 576 x 14 x 14 expansion whole,
+ * 29 MB at batch 64); the steps it passes keep the smaller slice. */
+static int
+plan_slices(struct mea_plan *p, struct mea_err *e)
+{
+	int least = p->batch, cur = 0, nn = p->m->nnodes;
+	int *prod = malloc((size_t)nn * sizeof *prod);   /* value -> its step */
+	int *last = malloc((size_t)nn * sizeof *last);   /* value -> its last reader */
+
+	if (!prod || !last) {
+		free(prod);
+		free(last);
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	}
+	for (int v = 0; v < nn; v++)
+		prod[v] = last[v] = -1;
+	for (int s = 0; s < p->nstep; s++) {
+		for (int k = 0; k < 2; k++)
+			if (p->step[s].in[k] >= 0)
+				last[p->step[s].in[k]] = s;
+		prod[p->step[s].out] = s;
+	}
+	for (int s = p->nstep - 1; s >= 0; s--) {
+		if (p->training || s >= p->tail) {
+			p->step[s].slice = p->batch;
+			continue;
+		}
+		int k = slice_for(p, &p->step[s]);
+		least = k < least ? k : least;
+		p->step[s].slice = least;     /* the least from here on */
+	}
+	for (int s = 0; s < p->tail; s++) {
+		int k = p->step[s].slice, best = s;
+		if (s > 0 && k < 2 * cur) {
+			p->step[s].slice = cur;
+			continue;
+		}
+		for (int c = s + 1; s > 0 && c < p->tail && c <= s + CUT_REACH; c++)
+			if (crossing(p, prod, last, c) < crossing(p, prod, last, best))
+				best = c;
+		for (; s < best; s++)
+			p->step[s].slice = cur;
+		cur = p->step[s].slice;
+	}
+	for (int s = 0; s < p->nstep; s++)
+		for (int k = 0; k < 2; k++) {
+			int u = p->step[s].in[k];
+			if (u >= 0 && prod[u] >= 0 && p->step[prod[u]].slice != p->step[s].slice)
+				p->whole[u] = 1;
+		}
+	free(prod);
+	free(last);
+	return 0;
 }
 
 /* See fuse_blocks. */
@@ -708,9 +786,8 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 		p->pinned[o->input[k]] = 1;
 	if ((rc = fuse_blocks(p, e)))
 		goto fail;
-	p->slice = slice_size(p);
 	mark_tail(p);
-	if ((rc = assign_buffers(p, given, e)) || (rc = prepare_steps(p, e)))
+	if ((rc = plan_slices(p, e)) || (rc = assign_buffers(p, given, e)) || (rc = prepare_steps(p, e)))
 		goto fail;
 	free(need);
 	free(given);
@@ -883,11 +960,15 @@ mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e)
 	if (n < 1 || n > p->batch)
 		return mea_errf(e, MEA_E_ARG, "%d images for a plan of batch %d", n, p->batch);
 	p->n = n;
-	for (int i0 = 0; i0 < n; i0 += p->slice)
-		for (int s = 0; s < p->tail; s++)
-			timed_step(p, &p->step[s], n - i0 < p->slice ? n - i0 : p->slice, i0);
-	for (int s = p->tail; s < p->nstep; s++)
-		timed_step(p, &p->step[s], n, 0);
+	/* A run of steps of one slice size (plan_slices) at a time. */
+	for (int s0 = 0, s1; s0 < p->nstep; s0 = s1) {
+		int k = p->step[s0].slice;
+		for (s1 = s0 + 1; s1 < p->nstep && p->step[s1].slice == k && s1 != p->tail; s1++)
+			;
+		for (int i0 = 0; i0 < n; i0 += k)
+			for (int s = s0; s < s1; s++)
+				timed_step(p, &p->step[s], n - i0 < k ? n - i0 : k, i0);
+	}
 	return 0;
 }
 
