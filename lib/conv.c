@@ -923,7 +923,7 @@ dw3_flat(const struct mea_conv_shape *s, const float *x, size_t i0, int n,
 {
 	int H = s->H, W = s->W, P = s->P, Q = s->Q, pd = s->pad, st = s->stride;
 	size_t HW = (size_t)H * W, PQ = (size_t)P * Q, one = dw3_flat_one(s);
-	int ld = st == 1 ? W + 2 * pd + 1 : Q + 1;
+	int ld = st == 1 ? W + 2 * pd : Q + 1;
 	size_t off = (size_t)(P + 1) * ld;       /* stride 2: E to O */
 	/* Where the rows of taps r = 0, 1, 2 start, the tap offsets within a
 	 * row, and the flat output, in the plane's scratch. */
