@@ -20,7 +20,10 @@
 #      random weights (speed does not depend on them).  images/s from the
 #      wall time of the best of RUNS runs, and also from the CPU time
 #      (user + system) of that run, which stays meaningful when other jobs
-#      share the cores; peak resident memory from /usr/bin/time.
+#      share the cores; peak resident memory from /usr/bin/time.  Five
+#      runs, and 256 MobileNetV2 images (about 2.5 s a run): with three
+#      runs of 128, one busy spell on this shared machine could set a
+#      row's figure.
 #      2b. MobileNetV2's time by kind of layer, from mea-main --profile.
 #   3. Training: steps of ResNet-20 at 1x28x28, batch 128, on random data
 #      (t/bench_train_test: the step lib/trainer.c does, through mea_plan),
@@ -31,7 +34,7 @@
 #   4. share/bench-decode.sh and share/bench-offload.sh.
 # Then a table, and the commands that reproduce each figure.
 #
-#   sh share/bench.sh      RUNS=3 N28=4096 N32=4096 N224=128 STEPS=10
+#   sh share/bench.sh      RUNS=5 N28=4096 N32=4096 N224=256 STEPS=10
 #
 # make bench runs it with OPENBLAS_CORETYPE=SkylakeX: this OpenBLAS does
 # not recognise the CPU and would otherwise use its Prescott (SSE3) code.
@@ -41,10 +44,10 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 PATH=$top/bin:$top/build/t:$PATH
 export PATH
 FMNIST=${FMNIST:-/usr/share/datasets/fashion-mnist}
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 N28=${N28:-4096}
 N32=${N32:-4096}
-N224=${N224:-128}
+N224=${N224:-256}
 STEPS=${STEPS:-10}
 idx=$FMNIST/t10k-images-idx3-ubyte.gz
 
