@@ -262,6 +262,9 @@ static const struct convcase convcases[] = {
 	{3, 4, 6, 5, 4, 3, 3, 1, 2, 2, 1, "3x3 pad 2, images in a GEMM, 2 groups"},
 	{2, 2, 5, 5, 3, 3, 3, 1, 3, 1, 1, "3x3 pad 3, more than the kernel overlaps"},
 	{2, 3, 7, 9, 4, 1, 3, 1, 1, 1, 1, "1x3 kernel pad 1"},
+	{3, 4, 20, 20, 5, 1, 1, 1, 0, 1, 1, "1x1 small planes: 2 images a GEMM, a lone last one"},
+	{10, 3, 4, 3, 3, 3, 3, 1, 1, 3, 1, "depthwise 3x3 small planes, groups of 8 + 8 + 8 + 6"},
+	{9, 2, 5, 6, 2, 3, 3, 2, 1, 2, 0, "depthwise 3x3 stride 2 small planes, 8 + 8 + 2"},
 };
 #define NCONV (sizeof convcases / sizeof convcases[0])
 
