@@ -65,36 +65,39 @@ setup_file() {
 	[[ ${stderr_lines[0]} == "epoch 2/3 "* ]]
 }
 
-@test "mea-train: --smooth trains towards smoothed labels and a resume must keep it" {
-	mea-train -j full -m "$X/init.mea-model" -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
-		-Z 0.1 < "$X/train.mea"
-	mea-train -j full -m "$X/init.mea-model" -o "$X/plain1.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
-		< "$X/train.mea"
-	refute cmp -s "$X/smooth.mea-model" "$X/plain1.mea-model"
-	run --separate-stderr mea-train -j full -r -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 \
+# A training setting (the options after KEY) that changes the trained
+# bytes and that a resumed run must repeat: one epoch of three with it,
+# then a resume without it is refused naming KEY, one with it continues.
+setting_sticks() {
+	local name=$1 key=$2
+	shift 2
+	[ -e "$X/plain1.mea-model" ] || mea-train -j full -m "$X/init.mea-model" \
+		-o "$X/plain1.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 < "$X/train.mea"
+	mea-train -j full -m "$X/init.mea-model" -o "$X/$name.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+		"$@" < "$X/train.mea"
+	refute cmp -s "$X/$name.mea-model" "$X/plain1.mea-model"
+	run --separate-stderr mea-train -j full -r -o "$X/$name.mea-model" -e 3 -b 32 -f 0.2 \
 		< "$X/train.mea"
 	[ "$status" -eq 2 ]
-	[[ $stderr == *"smooth=0.1"*"', not '"* && ${stderr#*, not } != *smooth* ]]
-	run --separate-stderr mea-train -j full -r -o "$X/smooth.mea-model" -e 3 -b 32 -f 0.2 \
-		-Z 0.1 < "$X/train.mea"
+	[[ $stderr == *"$key"*"', not '"* && ${stderr#*, not } != *"${key%%=*}"* ]]
+	run --separate-stderr mea-train -j full -r -o "$X/$name.mea-model" -e 3 -b 32 -f 0.2 \
+		"$@" < "$X/train.mea"
 	[ "$status" -eq 0 ]
 	[[ ${stderr_lines[0]} == "epoch 2/3 "* ]]
 }
 
+@test "mea-train: --smooth trains towards smoothed labels and a resume must keep it" {
+	setting_sticks smooth smooth=0.1 -Z 0.1
+}
+
 @test "mea-train: --erase changes training, repeats itself, and a resume must keep it" {
-	mea-train -j full -m "$X/init.mea-model" -o "$X/erase.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
+	setting_sticks erase erase=0.5 -O 0.5
+	mea-train -j full -m "$X/init.mea-model" -o "$X/erase1.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
 		-O 0.5 < "$X/train.mea"
 	mea-train -j full -m "$X/init.mea-model" -o "$X/erase2.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
 		-O 0.5 < "$X/train.mea"
-	cmp "$X/erase.mea-model" "$X/erase2.mea-model"
-	mea-train -j full -m "$X/init.mea-model" -o "$X/plain2.mea-model" -e 3 -b 32 -f 0.2 -q -X 1 \
-		< "$X/train.mea"
-	refute cmp -s "$X/erase.mea-model" "$X/plain2.mea-model"
-	run --separate-stderr mea-train -j full -r -o "$X/erase.mea-model" -e 3 -b 32 -f 0.2 \
-		< "$X/train.mea"
-	[ "$status" -eq 2 ]
-	[[ $stderr == *"erase=0.5"*"', not '"* && ${stderr#*, not } != *erase* ]]
-	run --separate-stderr mea-train -j full -r -o "$X/erase.mea-model" -e 3 -b 32 -f 0.2 \
+	cmp "$X/erase1.mea-model" "$X/erase2.mea-model"
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/erase3.mea-model" \
 		-O 1.5 < "$X/train.mea"
 	[ "$status" -eq 2 ]
 	[[ $stderr == *"--erase"* ]]
