@@ -8,10 +8,12 @@
  *    stays trainable) and share activation buffers: a buffer returns to a
  *    free list after the last step that reads it, and the next output
  *    takes the smallest free buffer that fits (or grows the largest), so
- *    a ResNet needs about three buffers whatever its depth.  They run on
- *    a slice of the batch at a time (slice_size), so the buffers between
- *    the inputs and outputs hold a slice, not the batch; only the final
- *    fully connected layers run once on the whole batch (mark_tail).
+ *    a ResNet needs about three buffers whatever its depth.  Runs of
+ *    steps go over a slice of the batch at a time, slices growing along
+ *    the network (plan_slices), so the buffers within a run hold a
+ *    slice, not the batch; the values read across runs, and the final
+ *    fully connected layers, which run once on the whole batch
+ *    (mark_tail), hold it all.
  *    MobileNetV2's large inverted residuals run as one step each
  *    (fuse_blocks), their expanded activations never stored whole.
  *  - Training steps (the blocks in train_mask) keep every activation, run
