@@ -16,8 +16,7 @@
  *     and group with no copy at all (forward, in column blocks that fit
  *     in L2: see pointwise_cols); backward is the two transposed
  *     products, accumulated with beta = 1.  Inference over small planes
- *     instead gathers several images' planes side by side for one wider
- *     GEMM (pointwise_batched).
+ *     instead takes path 3, several images to one wider GEMM (pw_batched).
  *
  *  2. Depthwise (G == C == K).  Each channel is convolved with its own
  *     R x S filter, so the GEMM per channel would be 1 x RS x PQ: all
@@ -126,12 +125,29 @@ is_pointwise(const struct mea_conv_shape *s)
 	return s->R == 1 && s->S == 1 && s->stride == 1 && s->pad == 0;
 }
 
+/*
+ * Inference runs a pointwise convolution over small planes (MobileNetV2's
+ * 14x14 and 7x7) through im2col (path 3), several images to a GEMM: a
+ * 960 x 160 x 49 product per image ran at about half the rate of the
+ * same product over 64 images' columns.  For a 1x1 kernel im2col only
+ * gathers the images' planes side by side, and the epilogue scatters
+ * them back.  Images per GEMM (chunk): PW_BATCH_COLS / HW, at least 2.
+ */
+#define PW_BATCH_COLS 1024
+
+static int
+pw_batched(const struct mea_conv_shape *s)
+{
+	return s->inference && is_pointwise(s) && s->N > 1 &&
+		s->H * s->W <= PW_BATCH_COLS / 2;
+}
+
 /* Images per im2col GEMM. */
 static int
 chunk(const struct mea_conv_shape *s)
 {
 	int PQ = s->P * s->Q;            /* checked <= INT_MAX */
-	int nb = (COLS + PQ - 1) / PQ;
+	int nb = pw_batched(s) ? PW_BATCH_COLS / PQ : (COLS + PQ - 1) / PQ;
 
 	if (nb > s->N)
 		nb = s->N;
@@ -161,26 +177,6 @@ pointwise_cols(const struct mea_conv_shape *s)
 
 	nc = nc < 64 ? 64 : nc & ~(size_t)15;
 	return nc >= (size_t)HW ? HW : (int)nc;
-}
-
-/*
- * Inference runs a pointwise convolution over small planes (MobileNetV2's
- * 14x14 and 7x7) several images to a GEMM: a 960 x 160 x 49 product per
- * image ran at about half the rate of the same product over 64 images'
- * columns.  The images' planes are gathered side by side, as im2col
- * would, into [Cg][nb * HW], and scattered back by the epilogue.  Images
- * per GEMM: about PW_BATCH_COLS columns, or 1 for planes that large.
- */
-#define PW_BATCH_COLS 1024
-
-static int
-pw_images(const struct mea_conv_shape *s)
-{
-	int HW = s->H * s->W;
-
-	if (!s->inference || !is_pointwise(s) || HW > PW_BATCH_COLS / 2)
-		return 1;
-	return s->N < PW_BATCH_COLS / HW ? s->N : PW_BATCH_COLS / HW;
 }
 
 /* The depthwise shapes with a fast forward path (see dw3_plane). */
@@ -352,10 +348,8 @@ mea_conv_workspace(const struct mea_conv_shape *s)
 		size_t fwd = dw3_flat_ok(s) ? dw3_flat_work(s) : dw3_fast(s) ? dw3_work(s) : 0;
 		return bwd > fwd ? bwd : fwd;
 	}
-	if (is_pointwise(s)) {
-		size_t cols = (size_t)pw_images(s) * s->H * s->W;
-		return pw_images(s) > 1 ? (size_t)(s->C + s->K) / (size_t)s->groups * cols : 0;
-	}
+	if (is_pointwise(s) && !pw_batched(s))
+		return 0;
 	size_t shift = shift_scratch(s);
 	if (shift)
 		return shift;
@@ -1106,35 +1100,6 @@ chunk_epilogue(const struct mea_conv_shape *s, int n0, int m, int g, const float
 		}
 }
 
-/* -------------------------------------------------- pointwise batches */
-
-/* A pointwise convolution, pw_images(s) images to a GEMM (see there). */
-static void
-pointwise_batched(const struct mea_conv_shape *s, const float *x, const float *w,
-		const float *bias, const float *res, int relu, float cap, float *y, float *work)
-{
-	int G = s->groups, Cg = s->C / G, Kg = s->K / G, HW = s->H * s->W;
-	int nb = pw_images(s);
-	float *col = work, *tmp = work + (size_t)Cg * nb * HW;
-
-	for (int n0 = 0; n0 < s->N; n0 += nb) {
-		int m = s->N - n0 < nb ? s->N - n0 : nb, cols = m * HW;
-		for (int g = 0; g < G; g++) {
-			const float *xg = x + ((size_t)n0 * s->C + (size_t)g * Cg) * HW;
-			/* A lone last image is read and written in place. */
-			float *out = m == 1 ? y + ((size_t)n0 * s->K + (size_t)g * Kg) * HW : tmp;
-			for (int c = 0; m > 1 && c < Cg; c++)
-				for (int i = 0; i < m; i++)
-					memcpy(col + (size_t)c * cols + (size_t)i * HW,
-						xg + ((size_t)i * s->C + c) * HW, (size_t)HW * sizeof *col);
-			mea_gemm(0, 0, Kg, cols, Cg, 1.0f, w + (size_t)g * Kg * Cg, Cg,
-				m == 1 ? xg : col, cols, 0.0f, out, cols);
-			chunk_epilogue(s, n0, m, g, out, (size_t)cols, (size_t)HW, bias, res, relu,
-				cap, y);
-		}
-	}
-}
-
 /* --------------------------------------------------------- row shift */
 
 /*
@@ -1408,11 +1373,7 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 		shift_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
-	if (pw_images(s) > 1) {
-		pointwise_batched(s, x, w, bias, res, relu, cap, y, work);
-		return;
-	}
-	if (is_pointwise(s)) {
+	if (is_pointwise(s) && !pw_batched(s)) {
 		int nc = pointwise_cols(s);
 		for (int n = 0; n < s->N; n++)
 			for (int g = 0; g < G; g++)

@@ -608,9 +608,14 @@ plan_slices(struct mea_plan *p, struct mea_err *e)
 			p->step[s].slice = cur;
 			continue;
 		}
-		for (int c = s + 1; s > 0 && c < p->tail && c <= s + CUT_REACH; c++)
-			if (crossing(p, prod, last, c) < crossing(p, prod, last, best))
+		size_t least_cross = s > 0 ? crossing(p, prod, last, s) : 0;
+		for (int c = s + 1; s > 0 && c < p->tail && c <= s + CUT_REACH; c++) {
+			size_t x = crossing(p, prod, last, c);
+			if (x < least_cross) {
 				best = c;
+				least_cross = x;
+			}
+		}
 		for (; s < best; s++)
 			p->step[s].slice = cur;
 		cur = p->step[s].slice;
