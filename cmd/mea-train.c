@@ -125,6 +125,8 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 	/* Only when used, so that runs from before smoothing still resume. */
 	if (c->aug.erase != 0)
 		snprintf(buf + strlen(buf), n - strlen(buf), " erase=%g", c->aug.erase);
+	if (c->feature_drop != 0)
+		snprintf(buf + strlen(buf), n - strlen(buf), " fdrop=%g", c->feature_drop);
 	if (c->smooth != 0)
 		snprintf(buf + strlen(buf), n - strlen(buf), " smooth=%g", c->smooth);
 	if (c->workers > 1)

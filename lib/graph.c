@@ -79,6 +79,9 @@ struct mea_plan {
 	int row_shift;        /* training by row shifts (mea_plan_opts) */
 	int training;         /* any step trains */
 	int keep_stats;       /* training bn does not update running statistics */
+	float drop;           /* feature dropout at trained concats (mea_plan_set_drop) */
+	uint64_t drop_seed;
+	int drop_first;       /* the batch index of this plan's image 0 */
 	int *owner;           /* node -> node owning the buffer of its value */
 	unsigned char *pinned, *needgrad;
 	unsigned char *whole; /* values that hold the whole batch, not a slice */
@@ -874,6 +877,61 @@ ir_forward(struct mea_plan *p, struct step *st, const float *x, const float *res
 	mea_ir_forward(&st->is, &wt, x, res, y, p->work);
 }
 
+/* splitmix64's finaliser: a well-mixed 64-bit hash of x. */
+static uint64_t
+mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9u;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebu;
+	return x ^ (x >> 31);
+}
+
+/* Feature dropout of a trained concatenation's frozen inputs (MEANet's
+ * main-block features): each of their channels, for each image, is zeroed
+ * with probability p->drop, the others scaled by 1/(1 - p->drop).  Drawn
+ * from a hash of (seed, image of the batch, channel), not from a stream,
+ * so that a data-parallel step masks an image the same way whichever
+ * worker holds it.  The frozen side needs no gradient, and the trained
+ * side's gradient does not pass through the mask. */
+static void
+drop_frozen_channels(const struct mea_plan *p, const struct step *st, int N, int i0, float *y)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *n = &m->node[st->node];
+	size_t hw = (size_t)n->H * n->W;
+	float keep = 1.0f - p->drop, scale = 1.0f / keep;
+	int c0 = 0;
+
+	for (int k = 0; k < 2; k++) {
+		int C = m->node[n->input[k]].C;
+		if (p->needgrad[st->in[k]]) {
+			c0 += C;
+			continue;
+		}
+		for (int i = 0; i < N; i++) {
+			uint64_t img = (uint64_t)(p->drop_first + i0 + i);
+			float *yi = y + (size_t)i * n->C * hw;
+			for (int c = c0; c < c0 + C; c++) {
+				uint64_t h = mix64(p->drop_seed ^ mix64(img << 20 | (uint64_t)c));
+				float f = (float)(h >> 40) * 0x1p-24f < keep ? scale : 0.0f;
+				for (size_t j = 0; j < hw; j++)
+					yi[(size_t)c * hw + j] *= f;
+			}
+		}
+		c0 += C;
+	}
+}
+
+void
+mea_plan_set_drop(struct mea_plan *p, float prob, uint64_t seed, int first)
+{
+	p->drop = prob;
+	p->drop_seed = seed;
+	p->drop_first = first;
+}
+
 static void
 step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 {
@@ -919,6 +977,8 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 		break;
 	case MEA_OP_CONCAT:
 		mea_concat_forward(N, n->H * n->W, a->C, x, b->C, x2, y);
+		if (st->train && p->drop > 0)
+			drop_frozen_channels(p, st, N, i0, y);
 		break;
 	case MEA_OP_MAXPOOL:
 		st->ps.N = N;

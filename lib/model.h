@@ -318,6 +318,15 @@ int mea_plan_forward(struct mea_plan *p, int n, struct mea_err *e);
  * the images as given.  Costs two passes. */
 int mea_plan_forward_tta(struct mea_plan *p, int n, int out, struct mea_err *e);
 
+/* Training plans only.  Feature dropout for the next forwards: at each
+ * trained channel concatenation, every channel of an input from frozen
+ * blocks (MEANet's main-block features, in the extension's training) is
+ * zeroed for an image with probability prob, and otherwise scaled by
+ * 1/(1 - prob).  The choice is a hash of (seed, first + the image's index,
+ * channel): give each plan of a data-parallel step the same seed and the
+ * batch index of its first image.  prob 0 (the default): none. */
+void mea_plan_set_drop(struct mea_plan *p, float prob, uint64_t seed, int first);
+
 /* Training plans only.  Zero every activation and parameter gradient. */
 void mea_plan_zero_grad(struct mea_plan *p);
 /* The gradient buffer of a node's value (same layout as its value), NULL

@@ -113,6 +113,8 @@ struct mea_train_cfg {
 	float distill;         /* weight of the teacher's soft targets (the
 	                          dataset's soft logits; mea_distill), 0: none */
 	float tau;             /* their temperature */
+	float feature_drop;    /* channel dropout of frozen features entering a
+	                          trained concatenation (mea_plan_set_drop), 0: none */
 	struct mea_augment aug;
 	uint64_t seed;
 	int mask;              /* MEA_BLOCK_BIT()s of the blocks to train */

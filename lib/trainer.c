@@ -159,6 +159,7 @@ struct run {
 	int32_t *y;
 	float *t;              /* [batch][K] teacher logits, distilling only */
 	int K;
+	uint64_t drop_seed;    /* this step's feature dropout (cfg->feature_drop) */
 };
 
 static void *
@@ -219,6 +220,7 @@ parallel_step(struct run *r, int nb, float *loss, struct mea_err *e)
 		w->x = r->x + (size_t)off * w->plane;
 		w->y = r->y + off;
 		w->t = r->t ? r->t + (size_t)off * r->K : NULL;
+		mea_plan_set_drop(w->plan, r->c->feature_drop, r->drop_seed, off);
 		w->job.rc = 0;
 		w->loss = 0;
 		off += w->n;
@@ -296,6 +298,8 @@ train_epoch(struct run *r, int epoch, const int32_t *base, int32_t *order, size_
 				r->y[i] = r->remap[r->y[i]];
 		if (r->t)
 			teacher_rows(r, order + s * (size_t)c->batch, nb);
+		if (c->feature_drop > 0)  /* nothing drawn without: runs keep their bits */
+			r->drop_seed = mea_rng_next(&rng);
 		if ((rc = parallel_step(r, nb, &loss, e)))
 			return rc;
 		if (!isfinite(loss))

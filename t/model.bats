@@ -117,6 +117,12 @@ refuse() {
 	[[ $output == *" 0 disagree"* ]]
 }
 
+@test "model: feature dropout drops the main block's channels, the same in any worker" {
+	run --separate-stderr model_test drop
+	[ "$status" -eq 0 ]
+	[[ $output == *" 0 faults" ]]
+}
+
 @test "model: inference's own lowerings give the values training's would" {
 	# Row shifts (ResNets' 3x3 convolutions), fused inverted residuals
 	# (MobileNetV2's large blocks), the classifier on the whole batch:

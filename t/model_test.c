@@ -726,6 +726,99 @@ cmd_cmp(const char *name, const char *a, const char *b, double tol)
 	return worst <= tol ? 0 : 1;
 }
 
+/* Feature dropout (mea_plan_set_drop) in the extension's training plan of
+ * the tiny MEANet: at the concatenation, the main block's channels are
+ * each zeroed or doubled (prob 0.5) and the adaptive block's left alone;
+ * an image's mask does not depend on which plan (worker) holds it; prob 0
+ * changes nothing.  (All-zero channels, after a ReLU, count as neither.) */
+static int
+cmd_drop(void)
+{
+	enum { N = 8 };
+	struct mea_model *m = tiny(1);
+	struct mea_plan *whole, *half;
+	struct mea_plan_opts o = { .batch = N, .ninputs = 1, .noutputs = 1,
+		.train_mask = MEA_BLOCK_BIT(MEA_BLOCK_ADAPTIVE) | MEA_BLOCK_BIT(MEA_BLOCK_EXT) };
+	struct mea_err e;
+	struct mea_rng r;
+	const struct mea_node *cn = NULL;
+	int cat = -1, Cm, zeroed = 0, doubled = 0, bad = 0;
+	size_t per = (size_t)m->in_c * m->in_h * m->in_w, hw, len;
+	float *x = malloc(N * per * sizeof *x), *ref, *got;
+
+	for (int i = 0; i < m->nnodes; i++)
+		if (m->node[i].op == MEA_OP_CONCAT)
+			cat = i;
+	cn = &m->node[cat];
+	Cm = m->node[cn->input[0]].C;
+	hw = (size_t)cn->H * cn->W;
+	len = (size_t)cn->C * hw;
+	o.output[0] = m->node_ext;
+	check(mea_plan_new(&whole, m, &o, &e), &e);
+	o.batch = N / 2;
+	check(mea_plan_new(&half, m, &o, &e), &e);
+	mea_rng_seed(&r, 5);
+	for (size_t i = 0; i < N * per; i++)
+		x[i] = mea_rng_normal(&r);
+	ref = malloc(N * len * sizeof *ref);
+	got = malloc(N * len * sizeof *got);
+	if (!x || !ref || !got)
+		fail("%s", "out of memory");
+	/* Without dropout: the reference values. */
+	memcpy(mea_plan_value(whole, 0), x, N * per * sizeof *x);
+	check(mea_plan_forward(whole, N, &e), &e);
+	memcpy(ref, mea_plan_value(whole, cat), N * len * sizeof *ref);
+	mea_plan_set_drop(whole, 0, 100, 0);
+	check(mea_plan_forward(whole, N, &e), &e);
+	bad += memcmp(ref, mea_plan_value(whole, cat), N * len * sizeof *ref) != 0;
+	/* With it, on the whole batch, then in two halves. */
+	mea_plan_set_drop(whole, 0.5f, 100, 0);
+	check(mea_plan_forward(whole, N, &e), &e);
+	memcpy(got, mea_plan_value(whole, cat), N * len * sizeof *got);
+	for (int h = 0; h < 2; h++) {
+		memcpy(mea_plan_value(half, 0), x + h * (N / 2) * per, N / 2 * per * sizeof *x);
+		mea_plan_set_drop(half, 0.5f, 100, h * (N / 2));
+		check(mea_plan_forward(half, N / 2, &e), &e);
+		/* The main block's channels only (the adaptive block's bn uses
+		 * the statistics of the images of its plan), and up to rounding:
+		 * a GEMM over fewer images may round differently. */
+		for (int i = 0; i < N / 2; i++)
+			for (int c = 0; c < Cm; c++) {
+				const float *a = got + (h * (N / 2) + i) * len + c * hw;
+				const float *b = mea_plan_value(half, cat) + i * len + c * hw;
+				for (size_t j = 0; j < hw; j++)
+					bad += (a[j] == 0) != (b[j] == 0) || fabsf(a[j] - b[j]) > 1e-4f;
+			}
+	}
+	for (int i = 0; i < N; i++)
+		for (int c = 0; c < cn->C; c++) {
+			const float *a = ref + i * len + c * hw, *b = got + i * len + c * hw;
+			int z = 1, d = 1, same = 1;
+			for (size_t j = 0; j < hw; j++) {
+				z &= b[j] == 0;
+				d &= b[j] == 2 * a[j];
+				same &= b[j] == a[j];
+			}
+			if (c >= Cm)
+				bad += !same;
+			else {
+				zeroed += z && !d;
+				doubled += d && !z;
+				bad += !z && !d;
+			}
+		}
+	printf("main channels zeroed %d, doubled %d of %d; %d faults\n", zeroed, doubled,
+			N * Cm, bad);
+	mea_plan_free(whole);
+	mea_plan_free(half);
+	mea_model_free(m);
+	free(x);
+	free(ref);
+	free(got);
+	/* About half of the 48 dropped: 16..32 is 3 sigma. */
+	return bad || zeroed < 16 || zeroed > 32;
+}
+
 /* --------------------------------------------------------------- main */
 
 int
@@ -764,6 +857,8 @@ main(int argc, char **argv)
 		mea_model_free(m);
 		return 0;
 	}
+	if (strcmp(cmd, "drop") == 0)
+		return cmd_drop();
 	if (strcmp(cmd, "grad") == 0)
 		return cmd_grad(argc > 2 && strcmp(argv[2], "meanet") == 0);
 	if (strcmp(cmd, "plan") == 0 && argc == 6) {
@@ -787,6 +882,6 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "cmp") == 0 && argc == 6)
 		return cmd_cmp(argv[2], argv[3], argv[4], atof(argv[5]));
 	fprintf(stderr, "usage: model_test tiny|forward|ext|roundtrip|corrupt|info|extract|grad|"
-			"plan|lowering|records|cmp ...\n");
+			"plan|lowering|records|cmp|drop ...\n");
 	return 2;
 }

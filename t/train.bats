@@ -208,6 +208,34 @@ setting_sticks() {
 	done
 }
 
+@test "mea-train: --feature-drop changes extension training, repeats itself, and a resume must keep it" {
+	mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal3.mea-model" -f 0.2 \
+		< "$X/train.mea" > /dev/null
+	ext() { mea-train -j ext -m "$X/cal3.mea-model" -e 2 -b 32 -f 0.2 -q -X 1 "$@" < "$X/train.mea"; }
+	ext -o "$X/nodrop.mea-model"
+	ext -o "$X/drop1.mea-model" -G 0.5
+	ext -o "$X/drop2.mea-model" -G 0.5
+	cmp "$X/drop1.mea-model" "$X/drop2.mea-model"
+	refute cmp -s "$X/drop1.mea-model" "$X/nodrop.mea-model"
+	# Only training drops features: the main block answers as before.
+	mea-main -m "$X/cal3.mea-model" < "$X/test.mea" > "$X/before3.mea"
+	mea-main -m "$X/drop1.mea-model" < "$X/test.mea" > "$X/after3.mea"
+	model_test cmp logits "$X/before3.mea" "$X/after3.mea" 0
+	run --separate-stderr mea-train -j ext -r -o "$X/drop1.mea-model" -e 2 -b 32 -f 0.2 \
+		< "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"fdrop=0.5"*"', not '"* && ${stderr#*, not } != *fdrop* ]]
+	run --separate-stderr mea-train -j ext -r -o "$X/drop1.mea-model" -e 2 -b 32 -f 0.2 \
+		-G 0.5 < "$X/train.mea"
+	[ "$status" -eq 0 ]
+	[[ ${stderr_lines[0]} == "epoch 2/2 "* ]]
+	# The main block's own training has no frozen features to drop.
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" \
+		-G 0.5 < "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == "mea-train: --feature-drop goes with --job ext"* ]]
+}
+
 @test "mea-train: the extension job needs calibrated hard classes and an extension" {
 	mea-train --init -a resnet8 -w 0.5 -i 1x28x28 -k 10 -o "$X/plain.mea-model"
 	run --separate-stderr mea-train -j ext -m "$X/plain.mea-model" -o "$X/x.mea-model" -e 1 < "$X/train.mea"
