@@ -340,6 +340,30 @@ mea_conv_shape_init(struct mea_conv_shape *s)
 	return 0;
 }
 
+/*
+ * Inference over a large plane that takes one image per GEMM (the stem of
+ * MobileNetV2 or ResNet-18 at 224x224: 27 or 147 col rows of 12544
+ * columns, 1.4 or 7.4 MB) runs in bands of output rows whose col stays
+ * within BAND_BYTES: im2col's writes are then still in L2 when SGEMM
+ * packs them, and the GEMM's outputs when the epilogue reads them.  Each
+ * output is the same dot product as without bands.  Smaller cols (all of
+ * a CIFAR ResNet's) stay whole.
+ */
+#define BAND_BYTES (256 * 1024)
+
+/* Output rows per band, or 0 for no bands. */
+static int
+band_rows(const struct mea_conv_shape *s)
+{
+	size_t crs = (size_t)(s->C / s->groups) * s->R * s->S;
+	size_t row = crs * (size_t)s->Q * sizeof(float);
+
+	if (!s->inference || is_pointwise(s) || is_depthwise(s) || shift_scratch(s) ||
+			chunk(s) > 1 || row * (size_t)s->P <= BAND_BYTES)
+		return 0;
+	return row >= BAND_BYTES ? 1 : (int)(BAND_BYTES / row);
+}
+
 size_t
 mea_conv_workspace(const struct mea_conv_shape *s)
 {
@@ -353,8 +377,8 @@ mea_conv_workspace(const struct mea_conv_shape *s)
 	size_t shift = shift_scratch(s);
 	if (shift)
 		return shift;
-	int nb = chunk(s);
-	size_t cols = (size_t)nb * s->P * s->Q;
+	int nb = chunk(s), rows = band_rows(s);
+	size_t cols = rows ? (size_t)rows * s->Q : (size_t)nb * s->P * s->Q;
 	size_t crs = (size_t)(s->C / s->groups) * s->R * s->S;
 	return crs * cols + (nb > 1 ? (size_t)(s->K / s->groups) * cols : 0);
 }
@@ -575,10 +599,10 @@ zero_cols(float *a, int Q, int plo, int phi, int lo, int hi)
 /* ------------------------------------------------------------ im2col */
 
 /*
- * col row (c, r, k) for one group's Cg channels; this image's P*Q columns
- * start at col and rows are ld floats apart.  Only the rows [plo, phi)
- * and columns [lo, hi) of the P x Q block see the input; the rest is
- * padding.
+ * col row (c, r, k) for one group's Cg channels, output rows [p0, p1) of
+ * one image: (p1 - p0) * Q columns starting at col, rows ld floats apart.
+ * Only the rows [plo, phi) and columns [lo, hi) of that block see the
+ * input; the rest is padding.
  *
  * The common "same" convolution (stride 1, Q == W) gets a faster copy:
  * then col[p][q] = x[p + r - pad][q + k - pad] is the input plane
@@ -589,18 +613,20 @@ zero_cols(float *a, int Q, int plo, int phi, int lo, int hi)
  * 32-float row costs more in calls than in copying.
  */
 static void
-im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col,
-		size_t ld)
+im2col_rows(const struct mea_conv_shape *s, int Cg, const float *x, int p0, int p1,
+		float *col, size_t ld)
 {
-	int H = s->H, W = s->W, P = s->P, Q = s->Q, st = s->stride, pad = s->pad;
+	int H = s->H, W = s->W, Q = s->Q, st = s->stride, pad = s->pad, np = p1 - p0;
 	size_t HW = (size_t)H * W;
 
 	/* Channels innermost: a tap's spans are the same for every channel,
 	 * and span() divides (a 64-bit division per call cost a sixth of the
-	 * copy at 7x7, with two calls per row). */
+	 * copy at 7x7, with two calls per row).  Rows count from p0. */
 	for (int r = 0; r < s->R; r++) {
 		int plo0, phi0;
-		span(r, st, pad, H, P, &plo0, &phi0);
+		span(r, st, pad, H, s->P, &plo0, &phi0);
+		plo0 = plo0 < p0 ? 0 : plo0 > p1 ? np : plo0 - p0;
+		phi0 = phi0 > p1 ? np : phi0 < p0 + plo0 ? plo0 : phi0 - p0;
 		for (int k = 0; k < s->S; k++) {
 			int lo, hi, plo = plo0, phi = phi0;
 			span(k, st, pad, W, Q, &lo, &hi);
@@ -610,14 +636,14 @@ im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col,
 				float *row = col + (((size_t)c * s->R + r) * s->S + k) * ld;
 				const float *xc = x + c * HW;
 				zero(row, (size_t)plo * Q);
-				zero(row + (size_t)phi * Q, (size_t)(P - phi) * Q);
+				zero(row + (size_t)phi * Q, (size_t)(np - phi) * Q);
 				if (plo == phi)
 					continue;
 				if (st == 1 && Q == W) {
 					size_t d0 = (size_t)plo * Q + lo;
 					size_t d1 = (size_t)(phi - 1) * Q + hi;
 					ptrdiff_t sh = (ptrdiff_t)(r - pad) * W + (k - pad);
-					memcpy(row + d0, xc + (ptrdiff_t)d0 + sh,
+					memcpy(row + d0, xc + (ptrdiff_t)(d0 + (size_t)p0 * Q) + sh,
 						(d1 - d0) * sizeof *row);
 					zero_cols(row, Q, plo, phi, lo, hi);
 					continue;
@@ -625,7 +651,7 @@ im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col,
 				zero_cols(row, Q, plo, phi, lo, hi);
 				for (int p = plo; p < phi; p++) {
 					float *d = row + (size_t)p * Q;
-					const float *src = xc + (size_t)(p * st - pad + r) * W +
+					const float *src = xc + (ptrdiff_t)((p0 + p) * st - pad + r) * W +
 						(lo * st - pad + k);
 					for (int q = lo; q < hi; q++)
 						d[q] = src[(size_t)(q - lo) * st];
@@ -633,6 +659,13 @@ im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col,
 			}
 		}
 	}
+}
+
+/* The whole image's P*Q columns. */
+static void
+im2col(const struct mea_conv_shape *s, int Cg, const float *x, float *col, size_t ld)
+{
+	im2col_rows(s, Cg, x, 0, s->P, col, ld);
 }
 
 /*
@@ -1184,6 +1217,34 @@ scatter_rows_add(const struct mea_conv_shape *s, const float *dwr, float *dw)
 				}
 }
 
+/* The im2col forward in bands of output rows (band_rows): the GEMM
+ * writes each band straight into y, whose rows are PQ apart. */
+static void
+band_forward(const struct mea_conv_shape *s, const float *x, const float *w,
+		const float *bias, const float *res, int relu, float cap, float *y,
+		float *col)
+{
+	int G = s->groups, Cg = s->C / G, Kg = s->K / G, CRS = Cg * s->R * s->S;
+	int rows = band_rows(s), fix = bias || res || relu;
+	size_t HW = (size_t)s->H * s->W, PQ = (size_t)s->P * s->Q;
+
+	for (int n = 0; n < s->N; n++)
+		for (int g = 0; g < G; g++)
+			for (int p0 = 0; p0 < s->P; p0 += rows) {
+				int p1 = s->P - p0 < rows ? s->P : p0 + rows, cols = (p1 - p0) * s->Q;
+				size_t o = ((size_t)n * s->K + (size_t)g * Kg) * PQ + (size_t)p0 * s->Q;
+				im2col_rows(s, Cg, x + ((size_t)n * s->C + (size_t)g * Cg) * HW, p0, p1,
+					col, (size_t)cols);
+				mea_gemm(0, 0, Kg, cols, CRS, 1.0f, w + (size_t)g * Kg * CRS, CRS,
+					col, cols, 0.0f, y + o, (int)PQ);
+				for (int k = 0; fix && k < Kg; k++)
+					epilogue((size_t)cols, y + o + (size_t)k * PQ, bias != NULL,
+						bias ? bias[g * Kg + k] : 0,
+						res ? res + o + (size_t)k * PQ : NULL, relu, cap,
+						y + o + (size_t)k * PQ);
+			}
+}
+
 /*
  * Forward by row shifts (path 4).  For tap row r, the cells the outputs
  * of row p need are scratch row p + r: the same matrix as for r = 0,
@@ -1371,6 +1432,10 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 	}
 	if (shift_scratch(s)) {
 		shift_forward(s, x, w, bias, res, relu, cap, y, work);
+		return;
+	}
+	if (band_rows(s)) {
+		band_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
 	if (is_pointwise(s) && !pw_batched(s)) {

@@ -265,6 +265,8 @@ static const struct convcase convcases[] = {
 	{3, 4, 20, 20, 5, 1, 1, 1, 0, 1, 1, "1x1 small planes: 2 images a GEMM, a lone last one"},
 	{10, 3, 4, 3, 3, 3, 3, 1, 1, 3, 1, "depthwise 3x3 small planes, groups of 8 + 8 + 8 + 6"},
 	{9, 2, 5, 6, 2, 3, 3, 2, 1, 2, 0, "depthwise 3x3 stride 2 small planes, 8 + 8 + 2"},
+	{2, 16, 45, 47, 6, 3, 3, 2, 1, 1, 1, "3x3 stride 2, large plane: inference in row bands of 18 + 5"},
+	{1, 3, 61, 58, 4, 7, 7, 2, 3, 1, 0, "7x7 stride 2 pad 3, large plane: row bands of 15 + 15 + 1"},
 };
 #define NCONV (sizeof convcases / sizeof convcases[0])
 
