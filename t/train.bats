@@ -217,6 +217,9 @@ setting_sticks() {
 	ext -o "$X/drop2.mea-model" -G 0.5
 	cmp "$X/drop1.mea-model" "$X/drop2.mea-model"
 	refute cmp -s "$X/drop1.mea-model" "$X/nodrop.mea-model"
+	# At 0 nothing is drawn: the run is the one without the option.
+	ext -o "$X/drop0.mea-model" -G 0
+	cmp "$X/drop0.mea-model" "$X/nodrop.mea-model"
 	# Only training drops features: the main block answers as before.
 	mea-main -m "$X/cal3.mea-model" < "$X/test.mea" > "$X/before3.mea"
 	mea-main -m "$X/drop1.mea-model" < "$X/test.mea" > "$X/after3.mea"
