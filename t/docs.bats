@@ -276,3 +276,9 @@ run_page() {
 	done
 	[ -z "$missing" ] || { echo "not in t/docs.bats:$missing"; return 1; }
 }
+
+@test "docs: every man page is clean mdoc (mandoc -Tlint -W warning)" {
+	run mandoc -Tlint -W warning "$TOP"/man/*.[1-9]
+	[ "$status" -eq 0 ] || { echo "$output"; return 1; }
+	[ -z "$output" ]
+}
