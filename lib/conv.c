@@ -341,26 +341,26 @@ mea_conv_shape_init(struct mea_conv_shape *s)
 }
 
 /*
- * Inference over a large plane that takes one image per GEMM (the stem of
- * MobileNetV2 or ResNet-18 at 224x224: 27 or 147 col rows of 12544
- * columns, 1.4 or 7.4 MB) runs in bands of output rows whose col stays
- * within BAND_BYTES: im2col's writes are then still in L2 when SGEMM
- * packs them, and the GEMM's outputs when the epilogue reads them.  Each
- * output is the same dot product as without bands.  Smaller cols (all of
+ * The im2col path with one image per GEMM runs over bands of output rows
+ * (band_forward).  A band is the whole image, except in inference over a
+ * large plane (the stem of MobileNetV2 or ResNet-18 at 224x224: 27 or 147
+ * col rows of 12544 columns, 1.4 or 7.4 MB), where it is as many rows as
+ * keep col within BAND_BYTES: im2col's writes are then still in L2 when
+ * SGEMM packs them, and the GEMM's outputs when the epilogue reads them.
+ * Each output is the same dot product either way.  Smaller cols (all of
  * a CIFAR ResNet's) stay whole.
  */
 #define BAND_BYTES (256 * 1024)
 
-/* Output rows per band, or 0 for no bands. */
+/* Output rows per band. */
 static int
 band_rows(const struct mea_conv_shape *s)
 {
 	size_t crs = (size_t)(s->C / s->groups) * s->R * s->S;
 	size_t row = crs * (size_t)s->Q * sizeof(float);
 
-	if (!s->inference || is_pointwise(s) || is_depthwise(s) || shift_scratch(s) ||
-			chunk(s) > 1 || row * (size_t)s->P <= BAND_BYTES)
-		return 0;
+	if (!s->inference || row * (size_t)s->P <= BAND_BYTES)
+		return s->P;
 	return row >= BAND_BYTES ? 1 : (int)(BAND_BYTES / row);
 }
 
@@ -377,8 +377,8 @@ mea_conv_workspace(const struct mea_conv_shape *s)
 	size_t shift = shift_scratch(s);
 	if (shift)
 		return shift;
-	int nb = chunk(s), rows = band_rows(s);
-	size_t cols = rows ? (size_t)rows * s->Q : (size_t)nb * s->P * s->Q;
+	int nb = chunk(s);
+	size_t cols = (nb == 1 ? (size_t)band_rows(s) : (size_t)nb * s->P) * (size_t)s->Q;
 	size_t crs = (size_t)(s->C / s->groups) * s->R * s->S;
 	return crs * cols + (nb > 1 ? (size_t)(s->K / s->groups) * cols : 0);
 }
@@ -1217,8 +1217,9 @@ scatter_rows_add(const struct mea_conv_shape *s, const float *dwr, float *dw)
 				}
 }
 
-/* The im2col forward in bands of output rows (band_rows): the GEMM
- * writes each band straight into y, whose rows are PQ apart. */
+/* The im2col forward with one image per GEMM, in bands of output rows
+ * (band_rows): the GEMM writes each band straight into y, whose rows are
+ * PQ apart. */
 static void
 band_forward(const struct mea_conv_shape *s, const float *x, const float *w,
 		const float *bias, const float *res, int relu, float cap, float *y,
@@ -1434,10 +1435,6 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 		shift_forward(s, x, w, bias, res, relu, cap, y, work);
 		return;
 	}
-	if (band_rows(s)) {
-		band_forward(s, x, w, bias, res, relu, cap, y, work);
-		return;
-	}
 	if (is_pointwise(s) && !pw_batched(s)) {
 		int nc = pointwise_cols(s);
 		for (int n = 0; n < s->N; n++)
@@ -1459,6 +1456,10 @@ mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 	}
 
 	int nb = chunk(s);
+	if (nb == 1) {
+		band_forward(s, x, w, bias, res, relu, cap, y, work);
+		return;
+	}
 	float *col = work;
 	float *tmp = work + (size_t)CRS * nb * PQ;
 	for (int n0 = 0; n0 < s->N; n0 += nb) {
