@@ -145,7 +145,7 @@ cmd_train(void)
 	struct mea_model *m = load_model(opt.resume ? opt.out : opt.model);
 	struct mea_dataset ds = {0};
 	struct progress pr = {.m = m, .ds = &ds, .tty = isatty(2)};
-	int32_t *tr, *val, *remap = NULL;
+	int32_t *tr, *val, *remap;
 	size_t ntr, nval;
 	const char *s;
 	char cfg[512];
@@ -154,20 +154,10 @@ cmd_train(void)
 	read_data(&ds, m->nclasses);
 	split(&ds, &tr, &ntr, &val, &nval);
 	opt.cfg.workers = threads;
-	opt.cfg.mask = MEA_BLOCK_BIT(MEA_BLOCK_MAIN);
-	opt.cfg.out_node = m->node_logits;
-	if (opt.job == JOB_EXT) {
-		if (m->node_ext < 0 || m->nhard < 1)
-			die(EXIT_MODEL, "%s: no extension block or hard classes (init with --meanet, "
-					"then calibrate)", opt.model);
-		if (!(remap = malloc((size_t)m->nclasses * sizeof *remap)))
-			die(EXIT_IO, "out of memory");
-		for (int k = 0; k < m->nclasses; k++)
-			remap[k] = -1;
-		for (int k = 0; k < m->nhard; k++)
-			remap[m->hard[k]] = k;
-		opt.cfg.mask = MEA_BLOCK_BIT(MEA_BLOCK_ADAPTIVE) | MEA_BLOCK_BIT(MEA_BLOCK_EXT);
-		opt.cfg.out_node = m->node_ext;
+	if (mea_train_target(m, opt.job == JOB_EXT, &opt.cfg, &remap, &e)) {
+		if (e.code == MEA_E_NOMEM)
+			die_err(&e);
+		die(EXIT_MODEL, "%s: %s", opt.resume ? opt.out : opt.model, e.msg);
 	}
 	describe(cfg, sizeof cfg, &opt.cfg);
 	if (opt.resume) {

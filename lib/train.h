@@ -140,6 +140,18 @@ typedef int mea_train_cb(void *ctx, const struct mea_train_status *st);
 double mea_train_lr(const struct mea_train_cfg *cfg, size_t step, size_t steps_per_epoch);
 
 /*
+ * What a training job of m trains and scores: the main block over all
+ * classes (ext 0), or MEANet's adaptive and extension blocks over the
+ * hard classes (ext 1), set as cfg->mask and cfg->out_node.  For the
+ * latter *remap (the caller frees it) maps each class to its place among
+ * the hard classes, -1 for an easy one, for mea_train; otherwise it is
+ * NULL.  MEA_E_ARG when ext is asked of a model without an extension
+ * block or hard classes.
+ */
+int mea_train_target(const struct mea_model *m, int ext, struct mea_train_cfg *cfg,
+		int32_t **remap, struct mea_err *e);
+
+/*
  * Train the blocks in cfg->mask of m on the images idx[0..n-1] of ds,
  * epochs first_epoch .. cfg->epochs-1.  Labels go through remap (label
  * -> target class, -1 to leave the image out) when it is not NULL.

@@ -572,6 +572,37 @@ mea_calibrate(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 	return rc;
 }
 
+/* slot[c] = the place of class c among m's hard classes, -1 for an easy
+ * one (slot: m->nclasses entries). */
+static void
+hard_slots(const struct mea_model *m, int32_t *slot)
+{
+	for (int c = 0; c < m->nclasses; c++)
+		slot[c] = -1;
+	for (int k = 0; k < m->nhard; k++)
+		slot[m->hard[k]] = k;
+}
+
+int
+mea_train_target(const struct mea_model *m, int ext, struct mea_train_cfg *cfg,
+		int32_t **remap, struct mea_err *e)
+{
+	*remap = NULL;
+	cfg->mask = MEA_BLOCK_BIT(MEA_BLOCK_MAIN);
+	cfg->out_node = m->node_logits;
+	if (!ext)
+		return MEA_OK;
+	if (m->node_ext < 0 || m->nhard < 1)
+		return mea_errf(e, MEA_E_ARG, "no extension block or hard classes (init with "
+				"--meanet, then calibrate)");
+	if (!(*remap = malloc((size_t)m->nclasses * sizeof **remap)))
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
+	hard_slots(m, *remap);
+	cfg->mask = MEA_BLOCK_BIT(MEA_BLOCK_ADAPTIVE) | MEA_BLOCK_BIT(MEA_BLOCK_EXT);
+	cfg->out_node = m->node_ext;
+	return MEA_OK;
+}
+
 int
 mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *idx,
 		size_t n, int threads, struct mea_edge_report *rep, int32_t *main_pred,
@@ -579,7 +610,7 @@ mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 {
 	int32_t *pm = malloc((n ? n : 1) * sizeof *pm), *pe = malloc((n ? n : 1) * sizeof *pe);
 	float *ent = malloc((n ? n : 1) * sizeof *ent);
-	int32_t *slot = calloc((size_t)m->nclasses, sizeof *slot);  /* class -> hard index + 1 */
+	int32_t *slot = malloc((size_t)m->nclasses * sizeof *slot);  /* hard_slots */
 	int ext = m->node_ext >= 0 && m->nhard > 0, rc;
 
 	memset(rep, 0, sizeof *rep);
@@ -588,11 +619,11 @@ mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 		rc = mea_eval(m, ds, idx, n, m->node_logits, 128, threads, pm, ent, e);
 	if (!rc && ext)
 		rc = mea_eval(m, ds, idx, n, m->node_ext, 128, threads, pe, NULL, e);
-	for (int k = 0; !rc && ext && k < m->nhard; k++)
-		slot[m->hard[k]] = k + 1;
+	if (!rc)
+		hard_slots(m, slot);
 	for (size_t i = 0; !rc && i < n; i++) {
 		int32_t y = ds->label[idx[i]], c = pm[i];
-		int32_t edge = ext && slot[c] ? m->hard[pe[i]] : c;
+		int32_t edge = ext && slot[c] >= 0 ? m->hard[pe[i]] : c;
 		if (main_pred)
 			main_pred[i] = c;
 		if (entropy)
@@ -602,7 +633,7 @@ mea_eval_edge(struct mea_model *m, const struct mea_dataset *ds, const int32_t *
 		rep->main_hits += c == y;
 		rep->edge_hits += edge == y;
 		rep->above_t += ent[i] > m->threshold;
-		if (ext && slot[y]) {
+		if (ext && slot[y] >= 0) {
 			rep->hard_n++;
 			rep->hard_main_hits += c == y;
 			rep->hard_edge_hits += edge == y;
