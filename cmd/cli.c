@@ -238,9 +238,10 @@ close_stdout(int status)
 }
 
 /* "conv 3x3 s2", "dwconv 3x3 s1", "conv 1x1 s1 g2", with "+add" when a
- * residual add is fused in; other ops by name. */
+ * residual add is fused in and " nhwc" when the step runs channels-last;
+ * other ops by name. */
 static void
-step_label(const struct mea_node *n, const struct mea_node *in, int fused_add,
+step_label(const struct mea_node *n, const struct mea_node *in, int fused_add, int nhwc,
 		char *buf, size_t len)
 {
 	if (n->op != MEA_OP_CONV) {
@@ -252,7 +253,9 @@ step_label(const struct mea_node *n, const struct mea_node *in, int fused_add,
 	if (k > 0 && (size_t)k < len && n->groups > 1 && !dw)
 		k += snprintf(buf + k, len - (size_t)k, " g%d", n->groups);
 	if (k > 0 && (size_t)k < len && fused_add)
-		snprintf(buf + k, len - (size_t)k, "+add");
+		k += snprintf(buf + k, len - (size_t)k, "+add");
+	if (k > 0 && (size_t)k < len && nhwc)
+		snprintf(buf + k, len - (size_t)k, " nhwc");
 }
 
 void
@@ -271,7 +274,7 @@ cli_print_profile(const struct mea_model *m, const struct mea_plan *p)
 	}
 	fprintf(stderr, "%s: profile: %d steps, %llu images, %.3f s in the steps\n", argv0, ns,
 		(unsigned long long)images, total);
-	fprintf(stderr, "%5s  %-26s %-16s %12s %9s %9s %7s %8s\n", "step", "layer", "op",
+	fprintf(stderr, "%5s  %-26s %-20s %12s %9s %9s %7s %8s\n", "step", "layer", "op",
 		"output", "MMAC/img", "ms", "share", "GFLOP/s");
 	for (int s = 0; s < ns; s++) {
 		const struct mea_node *n;
@@ -283,16 +286,16 @@ cli_print_profile(const struct mea_model *m, const struct mea_plan *p)
 				t.fused_add ? "+add" : "");
 		else
 			step_label(n, n->input[0] >= 0 ? &m->node[n->input[0]] : n, t.fused_add,
-				op, sizeof op);
+				t.channels_last, op, sizeof op);
 		n = &m->node[t.last];
 		snprintf(shape, sizeof shape, "%dx%dx%d", n->C, n->H, n->W);
 		macs += (double)t.macs;
-		fprintf(stderr, "%5d  %-26s %-16s %12s %9.2f %9.1f %6.1f%% %8.1f\n", s, n->name, op,
+		fprintf(stderr, "%5d  %-26s %-20s %12s %9.2f %9.1f %6.1f%% %8.1f\n", s, n->name, op,
 			shape, (double)t.macs * 1e-6, t.seconds * 1e3,
 			total > 0 ? 100 * t.seconds / total : 0,
 			t.seconds > 0 ? 2.0 * (double)t.macs * (double)t.images / t.seconds * 1e-9 : 0);
 	}
-	fprintf(stderr, "%5s  %-26s %-16s %12s %9.2f %9.1f %6.1f%% %8.1f\n", "", "total", "", "",
+	fprintf(stderr, "%5s  %-26s %-20s %12s %9.2f %9.1f %6.1f%% %8.1f\n", "", "total", "", "",
 		macs * 1e-6, total * 1e3, 100.0,
 		total > 0 ? 2.0 * macs * (double)images / total * 1e-9 : 0);
 }

@@ -92,6 +92,7 @@
 #include <string.h>
 
 #include "nn.h"
+#include "simd.h"
 
 /*
  * Target columns of one im2col GEMM (see above): 4 images of 8x8, 6 of
@@ -428,16 +429,7 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
  * CPU; the wider clone only does them eight at a time.  The clones need
  * glibc's ifunc to pick one; elsewhere the baseline loops are all there is.
  */
-#if defined(__x86_64__) && defined(__GLIBC__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define HAVE_WIDE_CLONES
-#endif
-#endif
-#ifdef HAVE_WIDE_CLONES
-#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define WIDE_CLONES
-#endif
+/* WIDE_CLONES: see simd.h. */
 
 const char *
 mea_simd_info(void)
@@ -707,23 +699,6 @@ col2im(const struct mea_conv_shape *s, int Cg, float *col, size_t ld,
 			}
 		}
 	}
-}
-
-/* min(max(v, lo), hi), with the compares of mea_relu_forward (a NaN
- * passes through); lo = -inf, hi = +inf is no activation. */
-static inline float
-clamp(float v, float lo, float hi)
-{
-	v = v < lo ? lo : v;
-	return v > hi ? hi : v;
-}
-
-/* The clamp bounds of an activation (relu and cap as in nn.h). */
-static void
-act_bounds(int relu, float cap, float *lo, float *hi)
-{
-	*lo = relu ? 0.0f : -INFINITY;
-	*hi = relu && cap > 0 ? cap : INFINITY;
 }
 
 /*

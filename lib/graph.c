@@ -68,6 +68,12 @@ struct step {
 	struct step *part;    /* [3], owned: the expansion, depthwise and
 	                         projection steps as they were */
 	struct mea_ir_shape is;
+	/* Inference: a 1x1 or 3x3 depthwise convolution over a small plane
+	 * that runs channels-last (mark_channels_last); clw are its weights
+	 * as mea_pw_nhwc_forward or mea_dw3_nhwc_forward takes them
+	 * one's weights as mea_dw3_nhwc_forward takes them. */
+	int cl;
+	float *clw;
 };
 
 struct mea_plan {
@@ -86,12 +92,14 @@ struct mea_plan {
 	unsigned char *pinned, *needgrad;
 	unsigned char *whole; /* values that hold the whole batch, not a slice */
 	unsigned char *stale;  /* grad[v] stands for zeros, holds garbage (see zero_grad) */
+	unsigned char *cl;    /* values stored channels-last (mark_channels_last) */
 	float **val, **grad;  /* per owner */
 	struct step *step;
 	int nstep;
 	float **buf;          /* distinct activation buffers, freed at the end */
 	int nbuf;
 	float *work, *folded, *pgrad, *save, *scratch;
+	float *cl_tmp, *clw;  /* layout changes of a step's inputs; the clw */
 	int32_t *argmax;
 	size_t bytes;
 };
@@ -131,6 +139,9 @@ mea_plan_free(struct mea_plan *p)
 		free(p->step[s].part);
 	free(p->needgrad);
 	free(p->stale);
+	free(p->cl);
+	free(p->cl_tmp);
+	free(p->clw);
 	free(p->val);
 	free(p->grad);
 	free(p->step);
@@ -434,6 +445,17 @@ fold(struct mea_plan *p, struct step *st, size_t *off)
 	st->fb = fb;
 }
 
+static int needs_relayout(const struct mea_plan *p, const struct step *st, int k);
+
+/* Floats of a channels-last step's weights as its kernel takes them. */
+static size_t
+cl_weights_size(const struct mea_model *m, const struct step *st)
+{
+	const struct mea_node *n = &m->node[st->node];
+
+	return n->groups > 1 ? 10 * (size_t)n->K : (size_t)n->K * (size_t)m->node[st->in[0]].C;
+}
+
 /* Shapes for the kernels, the workspace, folded weights and the training
  * buffers. */
 static int
@@ -441,11 +463,19 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 {
 	struct mea_model *m = p->m;
 	size_t work = 0, folded = 0, save = 0, argmax = 0, scratch = 0, off = 0;
+	size_t cl_tmp = 0, clw = 0;
 
 	for (int s = 0; s < p->nstep; s++) {
 		struct step *st = &p->step[s];
 		const struct mea_node *n = &m->node[st->node];
 		const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
+		size_t tmp = 0;
+		for (int k = 0; k < 2; k++)
+			if (needs_relayout(p, st, k))
+				tmp += (size_t)st->slice * per_image(&m->node[st->in[k]]);
+		cl_tmp = tmp > cl_tmp ? tmp : cl_tmp;
+		if (st->cl)
+			clw += cl_weights_size(m, st);
 		if (st->ir) {
 			const struct mea_node *dw = &m->node[st->part[1].node];
 			st->is = (struct mea_ir_shape){ .N = st->slice, .C = a->C, .H = a->H,
@@ -498,14 +528,27 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			scratch = (size_t)p->batch * per_image(n);
 	}
 	if (!(p->work = plan_alloc(p, work, sizeof(float), 0, e)) ||
-			!(p->folded = plan_alloc(p, folded, sizeof(float), 0, e)))
+			!(p->folded = plan_alloc(p, folded, sizeof(float), 0, e)) ||
+			!(p->cl_tmp = plan_alloc(p, cl_tmp, sizeof(float), 0, e)) ||
+			!(p->clw = plan_alloc(p, clw, sizeof(float), 0, e)))
 		return e ? e->code : MEA_E_NOMEM;
+	clw = 0;
 	for (int s = 0; s < p->nstep; s++) {
 		struct step *st = &p->step[s];
+		const struct mea_node *n = &m->node[st->node];
 		if (!st->ir)
 			fold(p, st, &off);
 		for (int k = 0; st->ir && k < 3; k++)
 			fold(p, &st->part[k], &off);
+		if (st->cl) {
+			const float *w = st->fw ? st->fw : tdata(m, n->param[MEA_P_WEIGHT]);
+			st->clw = p->clw + clw;
+			clw += cl_weights_size(m, st);
+			if (n->groups > 1)
+				mea_dw3_nhwc_weights(n->K, w, st->clw);
+			else
+				mea_pw_nhwc_weights(n->K, m->node[st->in[0]].C, w, st->clw);
+		}
 	}
 	if (!p->training)
 		return 0;
@@ -549,7 +592,8 @@ static int
 slice_for(const struct mea_plan *p, const struct step *st)
 {
 	size_t v = per_image(&p->m->node[st->out]) * sizeof(float);
-	size_t k = SLICE_BYTES / (v ? v : 1);
+	/* Channels-last steps: see mark_channels_last. */
+	size_t k = (st->cl ? 2 * SLICE_BYTES : SLICE_BYTES) / (v ? v : 1);
 
 	return k < 1 ? 1 : k > (size_t)p->batch ? p->batch : (int)k;
 }
@@ -719,6 +763,57 @@ fuse_blocks(struct mea_plan *p, struct mea_err *e)
 }
 
 /*
+ * Inference steps that run channels-last (nhwc.c): 1x1 convolutions and
+ * 3x3 depthwise ones (padding 1, stride 1 or 2) whose input plane has at
+ * most CL_PLANE pixels, MobileNetV2's from 28x28 down, unless fused into
+ * a block or writing a value the caller reads (those stay NCHW).  A
+ * value is stored in the layout of the step that writes it; a step that
+ * reads a value in the other layout changes a copy first (step_input),
+ * which in MobileNetV2 happens where the fused 56x56 blocks end and
+ * where the classifier's 1x1 convolution reads the feature map; the
+ * pooling after it reads channels-last itself.  Their slices are twice
+ * as large as others' (slice_for): a GEMM over several images' pixels
+ * needs no gather, and reads its weights once for all of them.
+ */
+#define CL_PLANE (28 * 28)
+
+static int
+channels_last_ok(const struct mea_plan *p, const struct step *st)
+{
+	const struct mea_node *n = &p->m->node[st->node], *a;
+
+	if (p->training || p->plain || st->ir || n->op != MEA_OP_CONV || st->in[0] < 0 ||
+			p->pinned[st->out])
+		return 0;
+	a = &p->m->node[st->in[0]];
+	if (a->H * a->W > CL_PLANE)
+		return 0;
+	return pointwise_node(n) || (n->R == 3 && n->S == 3 && n->pad == 1 &&
+		(n->stride == 1 || n->stride == 2) && n->groups == a->C && n->K == a->C);
+}
+
+static void
+mark_channels_last(struct mea_plan *p)
+{
+	for (int s = 0; s < p->nstep; s++) {
+		struct step *st = &p->step[s];
+		st->cl = channels_last_ok(p, st);
+		p->cl[st->out] = (unsigned char)st->cl;
+	}
+}
+
+/* Input k of a step is in the other layout and needs a changed copy
+ * (the pooling reads either). */
+static int
+needs_relayout(const struct mea_plan *p, const struct step *st, int k)
+{
+	int v = st->in[k];
+
+	return v >= 0 && p->cl[v] != st->cl &&
+		!(k == 0 && p->m->node[st->node].op == MEA_OP_GAP);
+}
+
+/*
  * The whole-batch tail of an inference plan: its trailing fully connected
  * steps.  A slice is often a single image (MobileNetV2), and a fully
  * connected layer run per image reads all its weights per image: 1280 x
@@ -777,12 +872,13 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 	p->whole = calloc(nn, 1);
 	p->needgrad = calloc(nn, 1);
 	p->stale = calloc(nn, 1);
+	p->cl = calloc(nn, 1);
 	p->val = calloc(nn, sizeof *p->val);
 	p->grad = calloc(nn, sizeof *p->grad);
 	p->step = calloc(nn, sizeof *p->step);
 	need = calloc(nn, 1);
 	given = calloc(nn, 1);
-	if (!p->owner || !p->pinned || !p->whole || !p->needgrad || !p->stale || !p->val || !p->grad || !p->step ||
+	if (!p->owner || !p->pinned || !p->whole || !p->needgrad || !p->stale || !p->cl || !p->val || !p->grad || !p->step ||
 			!need || !given) {
 		rc = mea_errf(e, MEA_E_NOMEM, "out of memory");
 		goto fail;
@@ -796,6 +892,7 @@ mea_plan_new(struct mea_plan **pp, struct mea_model *m, const struct mea_plan_op
 		p->pinned[o->input[k]] = 1;
 	if ((rc = fuse_blocks(p, e)))
 		goto fail;
+	mark_channels_last(p);
 	mark_tail(p);
 	if ((rc = plan_slices(p, e)) || (rc = assign_buffers(p, given, e)) || (rc = prepare_steps(p, e)))
 		goto fail;
@@ -932,6 +1029,45 @@ mea_plan_set_drop(struct mea_plan *p, float prob, uint64_t seed, int first)
 	p->drop_first = first;
 }
 
+/* A channels-last step's convolution (see mark_channels_last). */
+static void
+cl_conv_forward(struct mea_plan *p, const struct step *st, int N, const float *x,
+		const float *res, int act, float *y)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *n = &m->node[st->node], *a = &m->node[st->in[0]];
+
+	if (n->groups == 1)
+		mea_pw_nhwc_forward(N * a->H * a->W, a->C, n->K, x, st->clw,
+			step_bias(m, st), res, act != 0, act_cap(act), y);
+	else
+		mea_dw3_nhwc_forward(N, a->C, a->H, a->W, n->stride, x, st->clw,
+			step_bias(m, st), res, act != 0, act_cap(act), y);
+}
+
+/* Input k of a step, in the step's layout: the value itself, or a copy
+ * changed into it at *tmp (which then moves past the copy). */
+static const float *
+step_input(struct mea_plan *p, const struct step *st, int k, int N, int i0, float **tmp)
+{
+	const struct mea_node *v;
+	float *x;
+
+	if (st->in[k] < 0)
+		return NULL;
+	x = at_image(p, st->in[k], i0);
+	if (!needs_relayout(p, st, k))
+		return x;
+	v = &p->m->node[st->in[k]];
+	if (st->cl)
+		mea_to_nhwc(N, v->C, v->H * v->W, x, *tmp);
+	else
+		mea_to_nchw(N, v->C, v->H * v->W, x, *tmp);
+	x = *tmp;
+	*tmp += (size_t)N * per_image(v);
+	return x;
+}
+
 static void
 step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 {
@@ -939,8 +1075,9 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 	const struct mea_node *n = &m->node[st->node];
 	const struct mea_node *a = st->in[0] >= 0 ? &m->node[n->input[0]] : NULL;
 	const struct mea_node *b = n->ninputs > 1 ? &m->node[n->input[1]] : NULL;
-	const float *x = st->in[0] >= 0 ? at_image(p, st->in[0], i0) : NULL;
-	const float *x2 = st->in[1] >= 0 ? at_image(p, st->in[1], i0) : NULL; /* or a fused add's */
+	float *tmp = p->cl_tmp;
+	const float *x = step_input(p, st, 0, N, i0, &tmp);
+	const float *x2 = step_input(p, st, 1, N, i0, &tmp);  /* or a fused add's */
 	float *y = at_image(p, st->out, i0);
 	size_t len = (size_t)N * per_image(n);
 	int act = step_act(m, st);
@@ -951,6 +1088,11 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 	}
 	switch (n->op) {
 	case MEA_OP_CONV:
+		if (st->cl) {
+			cl_conv_forward(p, st, N, x, st->add >= 0 ? x2 : NULL, act, y);
+			act = 0;
+			break;
+		}
 		st->cs.N = N;
 		mea_conv2d_forward_act(&st->cs, x,
 				st->fw ? st->fw : tdata(m, n->param[MEA_P_WEIGHT]),
@@ -989,7 +1131,10 @@ step_forward(struct mea_plan *p, struct step *st, int N, int i0)
 		mea_avgpool_forward(&st->ps, x, y);
 		break;
 	case MEA_OP_GAP:
-		mea_gap_forward(N, a->C, a->H * a->W, x, y);
+		if (p->cl[st->in[0]])
+			mea_gap_nhwc_forward(N, a->C, a->H * a->W, x, y);
+		else
+			mea_gap_forward(N, a->C, a->H * a->W, x, y);
 		break;
 	case MEA_OP_FC:
 		mea_fc_forward(N, (int)per_image(a), n->K, x, tdata(m, n->param[MEA_P_WEIGHT]),
@@ -1060,6 +1205,7 @@ mea_plan_step_time(const struct mea_plan *p, int s, struct mea_step_time *t)
 	t->last = st->ir ? st->part[2].node : st->node;
 	t->block = st->ir;
 	t->fused_add = st->add >= 0;
+	t->channels_last = st->cl;
 	t->macs = p->m->node[st->node].macs;
 	for (int k = 1; st->ir && k < 3; k++)
 		t->macs += p->m->node[st->part[k].node].macs;

@@ -362,6 +362,7 @@ struct mea_step_time {
 	int block;             /* 1: a fused inverted residual (node is its
 	                          expansion) */
 	int fused_add;         /* 1: the step also does a residual add */
+	int channels_last;     /* 1: it runs on channels-last values (nhwc.c) */
 	uint64_t macs;         /* per image, of every node the step runs */
 	double seconds;        /* summed wall time */
 	uint64_t images;       /* images it ran on */

@@ -112,6 +112,33 @@ size_t mea_ir_workspace(const struct mea_ir_shape *s);   /* floats */
 void mea_ir_forward(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
 		const float *x, const float *res, float *y, float *work);
 
+
+/*
+ * Channels-last (NHWC) inference kernels (nhwc.c): an image is [H*W][C]
+ * instead of [C][H*W].  For small planes, where NCHW rows are too short
+ * for vectors; the same values as the NCHW kernels up to rounding.
+ */
+/* N images of C x HW floats from NCHW to NHWC and back; x != y. */
+void mea_to_nhwc(int N, int C, int HW, const float *x, float *y);
+void mea_to_nchw(int N, int C, int HW, const float *x, float *y);
+/* A 1x1 convolution (stride 1, no padding, one group) over M pixels:
+ * y[M][K] = act(x[M][C] w^T + b + res), its weights [K][C] transposed
+ * to wt [C][K] by mea_pw_nhwc_weights first (the untransposed product
+ * ran slower in OpenBLAS); b and res may be NULL, relu and cap as in
+ * mea_conv2d_forward_act. */
+void mea_pw_nhwc_weights(int K, int C, const float *w, float *wt);
+void mea_pw_nhwc_forward(int M, int C, int K, const float *x, const float *wt,
+		const float *b, const float *res, int relu, float cap, float *y);
+/* A 3x3 depthwise convolution, padding 1, stride 1 or 2, of N images
+ * [H][W][C] into [P][Q][C]: its weights [C][3][3] made into wt, 10 * C
+ * floats ([9][C] and C zeros), by mea_dw3_nhwc_weights first. */
+void mea_dw3_nhwc_weights(int C, const float *w, float *wt);
+void mea_dw3_nhwc_forward(int N, int C, int H, int W, int stride, const float *x,
+		const float *wt, const float *b, const float *res, int relu, float cap,
+		float *y);
+/* Global average pooling of N images [HW][C] into [N][C]: the same
+ * values as mea_gap_forward on their NCHW layout. */
+void mea_gap_nhwc_forward(int N, int C, int HW, const float *x, float *y);
 /* -------------------------------------------------- batch normalisation */
 
 /* Inference: y = gamma * (x - mean) / sqrt(var + eps) + beta per channel. */

@@ -70,6 +70,26 @@ same_as_batch1() {
 	same_as_batch1 "$S/big.mea-model" "$S/big.mea" 5 4
 }
 
+@test "mea-main: MobileNetV2 runs its planes of 28x28 and below channels-last, same logits" {
+	# graph.c, mark_channels_last: 1x1 and 3x3 depthwise convolutions over
+	# small planes run on [pixel][channel] values (nhwc.c), the rest NCHW;
+	# values change layout where the two meet, and the feature map the
+	# extension reads stays NCHW.  A batch of 5 runs them over several
+	# images at once, a batch of 1 one image at a time.
+	mea-train --init -a mobilenetv2 -i 3x64x64 -k 10 --meanet -w 0.5 -o "$S/mn.mea-model"
+	model_test records 5 3x64x64 1 > "$S/mn.mea"
+	same_as_batch1 "$S/mn.mea-model" "$S/mn.mea" 5 4
+	mea-main -m "$S/mn.mea-model" -b 5 --profile < "$S/mn.mea" 2> "$S/err" > /dev/null
+	grep -Eq ' ir1\.dw +dwconv 3x3 s1 +16x32x32 ' "$S/err"
+	grep -Eq ' ir2\.dw +dwconv 3x3 s2 +48x16x16 ' "$S/err"
+	grep -Eq ' ir2\.project +conv 1x1 s1 nhwc +16x16x16 ' "$S/err"
+	grep -Eq ' ir3\.dw +dwconv 3x3 s1 nhwc +' "$S/err"
+	grep -Eq ' ir3\.project +conv 1x1 s1\+add nhwc +' "$S/err"
+	grep -Eq ' ir7\.dw +dwconv 3x3 s2 nhwc +' "$S/err"
+	# The feature map (the last block's output) is the extension's.
+	grep -Eq ' ir17\.project +conv 1x1 s1 +160x2x2 ' "$S/err"
+}
+
 @test "mea-main: --profile tables each layer's time on stderr and changes no record" {
 	mea-main -m "$D/edge.mea-model" < "$D/recs.mea" > "$S/plain.mea"
 	mea-main -m "$D/edge.mea-model" --profile < "$D/recs.mea" > "$S/prof.mea" 2> "$S/err"

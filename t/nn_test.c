@@ -5,7 +5,7 @@
  *   nn_test [group...]     groups: gemm conv-shape conv-fwd conv-naive
  *                          conv-bwd bn-fwd bn-bwd bn-fold relu add concat
  *                          maxpool avgpool gap fc softmax xent distill sgd
- *                          fused ir
+ *                          fused ir nhwc
  *
  * Forward outputs are compared with the reference within a tolerance
  * relative to the largest reference value.  Backward passes are checked
@@ -1330,6 +1330,95 @@ test_ir(void)
 	check(mea_ir_shape_init(&bad) == -1, G, "rejects no expanded channels");
 }
 
+/* -------------------------------------------------------------- nhwc */
+
+/* A layer of conv_fwd's kind on NCHW x, as mea_conv2d_forward_act runs
+ * it in inference (checked above), into want. */
+static void
+nchw_layer(struct mea_conv_shape *s, const float *x, const float *w, const float *b,
+		const float *res, int relu, float cap, float *want)
+{
+	size_t nw = mea_conv_workspace(s);
+	float *work = xmalloc((nw ? nw : 1) * sizeof *work);
+
+	mea_conv2d_forward_act(s, x, w, b, res, relu, cap, want, work);
+	free(work);
+}
+
+/*
+ * The channels-last kernels against the NCHW ones, through the layout
+ * changes: 1x1 and 3x3 depthwise convolutions on odd sizes, channel
+ * counts inside and outside the depthwise register blocks, stride 2, a
+ * 1x1 image, with and without bias and shortcut; global average pooling
+ * exactly; and the layout changes as exact inverses.
+ */
+static void
+test_nhwc(void)
+{
+	const char *G = "nhwc";
+	static const struct {
+		int N, C, H, W, K, R, stride, res, bias;
+		const char *what;
+	} cases[] = {
+		{3, 7, 5, 9, 11, 1, 1, 1, 1, "1x1, odd sizes, shortcut"},
+		{2, 96, 14, 14, 576, 1, 1, 0, 1, "1x1, MobileNetV2's 14x14 expansion"},
+		{5, 64, 7, 7, 48, 1, 1, 1, 0, "1x1, rows over several GEMMs, no bias"},
+		{2, 37, 9, 11, 37, 3, 1, 1, 1, "3x3 depthwise, 37 channels, shortcut"},
+		{3, 48, 14, 14, 48, 3, 1, 0, 1, "3x3 depthwise, six vector blocks"},
+		{2, 40, 13, 8, 40, 3, 2, 0, 1, "3x3 depthwise, stride 2, odd height"},
+		{1, 16, 1, 1, 16, 3, 1, 1, 0, "3x3 depthwise, a 1x1 image, no bias"},
+		{2, 20, 2, 3, 20, 3, 2, 0, 1, "3x3 depthwise, a 2x3 image at stride 2"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		int N = cases[i].N, C = cases[i].C, H = cases[i].H, W = cases[i].W;
+		int K = cases[i].K, R = cases[i].R, st = cases[i].stride;
+		struct mea_conv_shape s = ir_layer(N, C, H, W, K, R, st, R == 3 ? C : 1);
+		size_t nx = (size_t)N * C * H * W, ny = (size_t)N * K * s.P * s.Q;
+		size_t nw = (size_t)K * (R == 3 ? 9 : C);
+		float *x = frand(nx, -1, 1), *w = frand(nw, -0.5f, 0.5f);
+		float *b = cases[i].bias ? frand(K, -0.5f, 0.5f) : NULL;
+		float *res = cases[i].res ? frand(ny, -1, 1) : NULL;
+		float *want = xmalloc(ny * sizeof *want), *got = xmalloc(ny * sizeof *got);
+		float *xl = xmalloc(nx * sizeof *xl), *rl = res ? xmalloc(ny * sizeof *rl) : NULL;
+		float *yl = frand(ny, -9, 9), *wt = xmalloc(10 * (size_t)C * sizeof *wt);
+		int PQ = s.P * s.Q;
+
+		nchw_layer(&s, x, w, b, res, 1, 6, want);
+		mea_to_nhwc(N, C, H * W, x, xl);
+		if (res)
+			mea_to_nhwc(N, K, PQ, res, rl);
+		if (R == 1) {
+			float *wp = xmalloc(nw * sizeof *wp);
+			mea_pw_nhwc_weights(K, C, w, wp);
+			mea_pw_nhwc_forward(N * H * W, C, K, xl, wp, b, rl, 1, 6, yl);
+			free(wp);
+		} else {
+			mea_dw3_nhwc_weights(C, w, wt);
+			mea_dw3_nhwc_forward(N, C, H, W, st, xl, wt, b, rl, 1, 6, yl);
+		}
+		mea_to_nchw(N, K, PQ, yl, got);
+		double err = relerr_ff(got, want, ny);
+		check(err < 1e-6, G, "%s (N%d C%d %dx%d K%d s%d): err %.2g", cases[i].what,
+			N, C, H, W, K, st, err);
+		free(x), free(w), free(b), free(res), free(want), free(got), free(xl), free(rl);
+		free(yl), free(wt);
+	}
+
+	int N = 3, C = 37, HW = 45;
+	size_t n = (size_t)N * C * HW;
+	float *x = frand(n, -3, 3), *xl = xmalloc(n * sizeof *xl), *back = xmalloc(n * sizeof *back);
+	float *want = xmalloc((size_t)N * C * sizeof *want), *got = xmalloc((size_t)N * C * sizeof *got);
+	mea_to_nhwc(N, C, HW, x, xl);
+	mea_to_nchw(N, C, HW, xl, back);
+	check(memcmp(back, x, n * sizeof *x) == 0 && xl[1] == x[HW] && xl[C] == x[1], G,
+		"layout changes: pixel-major, and back to the same bytes");
+	mea_gap_forward(N, C, HW, x, want);
+	mea_gap_nhwc_forward(N, C, HW, xl, got);
+	check(memcmp(want, got, (size_t)N * C * sizeof *got) == 0, G,
+		"global average pooling: the same bytes as on NCHW");
+	free(x), free(xl), free(back), free(want), free(got);
+}
+
 /* ------------------------------------------------------------- fused */
 
 /* NaN in every element: a _set kernel must not read what it overwrites. */
@@ -1500,6 +1589,7 @@ static const struct {
 	{"sgd", test_sgd},
 	{"fused", test_fused},
 	{"ir", test_ir},
+	{"nhwc", test_nhwc},
 };
 #define NGROUPS (sizeof groups / sizeof groups[0])
 
