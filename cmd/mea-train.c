@@ -67,9 +67,13 @@ on_step(void *ctx, const struct mea_train_status *st)
 	if (mea_eval_accuracy(pr->m, pr->ds, pr->val, pr->nval, opt.cfg.out_node, pr->remap,
 			threads, &va, &pr->err))
 		return pr->failed = 1;
+	/* With --val-frac 0 nothing is held out: "none", not a NaN. */
+	char vs[16] = "none";
+	if (pr->nval > 0)
+		snprintf(vs, sizeof vs, "%.4f", va);
 	if (!opt.quiet)
-		fprintf(stderr, "%sepoch %d/%d loss %.4f acc %.4f held-out %.4f lr %.4f time %s left %s\n",
-				pr->tty ? "\r" : "", st->epoch + 1, st->epochs, st->loss, st->acc, va,
+		fprintf(stderr, "%sepoch %d/%d loss %.4f acc %.4f held-out %s lr %.4f time %s left %s\n",
+				pr->tty ? "\r" : "", st->epoch + 1, st->epochs, st->loss, st->acc, vs,
 				st->lr, hms(t1, st->seconds), hms(t2, left));
 	/* The checkpoint holds no clock time, so that a run and its resumed
 	 * twin write the same bytes. */

@@ -21,6 +21,14 @@ setup_file() {
 	[[ $(head -1 "$X/main.log") == "epoch 1/3 loss "*" held-out "* ]]
 }
 
+@test "mea-train: --val-frac 0 trains on every image and says nothing is held out" {
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/all.mea-model" -e 1 \
+		-b 32 -f 0 < "$X/train.mea"
+	[ "$status" -eq 0 ]
+	[[ $stderr == "epoch 1/1 loss "*" held-out none lr "* ]]
+	! cmp -s "$X/all.mea-model" "$X/main.mea-model"
+}
+
 @test "mea-train: the same seed gives the same bytes" {
 	mea-train -j full -m "$X/init.mea-model" -o "$X/again.mea-model" -e 3 -b 32 -f 0.2 -q \
 		< "$X/train.mea"
