@@ -32,42 +32,36 @@
  * scattered writes of a tile stay within a few cache lines each. */
 #define TILE 16
 
-void
-mea_to_nhwc(int N, int C, int HW, const float *x, float *y)
+/* Each of N images, a rows x cols matrix, transposed into y. */
+static void
+transpose_images(int N, int rows, int cols, const float *x, float *y)
 {
-	size_t img = (size_t)C * HW;
+	size_t img = (size_t)rows * cols;
 
 	for (int n = 0; n < N; n++) {
 		const float *xn = x + (size_t)n * img;
 		float *yn = y + (size_t)n * img;
-		for (int c0 = 0; c0 < C; c0 += TILE)
-			for (int h0 = 0; h0 < HW; h0 += TILE) {
-				int c1 = c0 + TILE < C ? c0 + TILE : C;
-				int h1 = h0 + TILE < HW ? h0 + TILE : HW;
-				for (int h = h0; h < h1; h++)
+		for (int r0 = 0; r0 < rows; r0 += TILE)
+			for (int c0 = 0; c0 < cols; c0 += TILE) {
+				int r1 = r0 + TILE < rows ? r0 + TILE : rows;
+				int c1 = c0 + TILE < cols ? c0 + TILE : cols;
+				for (int r = r0; r < r1; r++)
 					for (int c = c0; c < c1; c++)
-						yn[(size_t)h * C + c] = xn[(size_t)c * HW + h];
+						yn[(size_t)c * rows + r] = xn[(size_t)r * cols + c];
 			}
 	}
 }
 
 void
+mea_to_nhwc(int N, int C, int HW, const float *x, float *y)
+{
+	transpose_images(N, C, HW, x, y);
+}
+
+void
 mea_to_nchw(int N, int C, int HW, const float *x, float *y)
 {
-	size_t img = (size_t)C * HW;
-
-	for (int n = 0; n < N; n++) {
-		const float *xn = x + (size_t)n * img;
-		float *yn = y + (size_t)n * img;
-		for (int c0 = 0; c0 < C; c0 += TILE)
-			for (int h0 = 0; h0 < HW; h0 += TILE) {
-				int c1 = c0 + TILE < C ? c0 + TILE : C;
-				int h1 = h0 + TILE < HW ? h0 + TILE : HW;
-				for (int c = c0; c < c1; c++)
-					for (int h = h0; h < h1; h++)
-						yn[(size_t)c * HW + h] = xn[(size_t)h * C + c];
-			}
-	}
+	transpose_images(N, HW, C, x, y);
 }
 
 /* ------------------------------------------------------------ 1x1 */
