@@ -447,13 +447,52 @@ fold(struct mea_plan *p, struct step *st, size_t *off)
 
 static int needs_relayout(const struct mea_plan *p, const struct step *st, int k);
 
-/* Floats of a channels-last step's weights as its kernel takes them. */
+static const float *
+step_weight(const struct mea_model *m, const struct step *st)
+{
+	return st->fw ? st->fw : tdata(m, m->node[st->node].param[MEA_P_WEIGHT]);
+}
+
+static const float *
+step_bias(const struct mea_model *m, const struct step *st)
+{
+	return st->fw ? st->fb : tdata(m, m->node[st->node].param[MEA_P_BIAS]);
+}
+
+/* Floats of the weights a channels-last step, or a fused block, takes
+ * rearranged (nhwc.c): a block's expansion and depthwise ones. */
 static size_t
 cl_weights_size(const struct mea_model *m, const struct step *st)
 {
 	const struct mea_node *n = &m->node[st->node];
+	size_t C = (size_t)m->node[st->in[0]].C, K = (size_t)n->K;
 
-	return n->groups > 1 ? 10 * (size_t)n->K : (size_t)n->K * (size_t)m->node[st->in[0]].C;
+	if (st->ir)
+		return K * C + 10 * K + K * (size_t)m->node[st->part[2].node].K;
+	return n->groups > 1 ? 10 * K : K * C;
+}
+
+/* Step st's weights as its kernels take them, at p->clw + *off. */
+static void
+rearrange_weights(struct mea_plan *p, struct step *st, size_t *off)
+{
+	const struct mea_model *m = p->m;
+	const struct mea_node *n = &m->node[st->node];
+	int C = m->node[st->in[0]].C;
+
+	st->clw = p->clw + *off;
+	*off += cl_weights_size(m, st);
+	if (st->ir) {
+		mea_pw_nhwc_weights(n->K, C, step_weight(m, &st->part[0]), st->clw);
+		mea_dw3_nhwc_weights(n->K, step_weight(m, &st->part[1]),
+			st->clw + (size_t)n->K * C);
+		mea_pw_nhwc_weights(m->node[st->part[2].node].K, n->K, step_weight(m, &st->part[2]),
+			st->clw + (size_t)n->K * C + 10 * (size_t)n->K);
+	} else if (n->groups > 1) {
+		mea_dw3_nhwc_weights(n->K, step_weight(m, st), st->clw);
+	} else {
+		mea_pw_nhwc_weights(n->K, C, step_weight(m, st), st->clw);
+	}
 }
 
 /* Shapes for the kernels, the workspace, folded weights and the training
@@ -474,7 +513,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			if (needs_relayout(p, st, k))
 				tmp += (size_t)st->slice * per_image(&m->node[st->in[k]]);
 		cl_tmp = tmp > cl_tmp ? tmp : cl_tmp;
-		if (st->cl)
+		if (st->cl || st->ir)
 			clw += cl_weights_size(m, st);
 		if (st->ir) {
 			const struct mea_node *dw = &m->node[st->part[1].node];
@@ -535,20 +574,12 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 	clw = 0;
 	for (int s = 0; s < p->nstep; s++) {
 		struct step *st = &p->step[s];
-		const struct mea_node *n = &m->node[st->node];
 		if (!st->ir)
 			fold(p, st, &off);
 		for (int k = 0; st->ir && k < 3; k++)
 			fold(p, &st->part[k], &off);
-		if (st->cl) {
-			const float *w = st->fw ? st->fw : tdata(m, n->param[MEA_P_WEIGHT]);
-			st->clw = p->clw + clw;
-			clw += cl_weights_size(m, st);
-			if (n->groups > 1)
-				mea_dw3_nhwc_weights(n->K, w, st->clw);
-			else
-				mea_pw_nhwc_weights(n->K, m->node[st->in[0]].C, w, st->clw);
-		}
+		if (st->cl || st->ir)
+			rearrange_weights(p, st, &clw);
 	}
 	if (!p->training)
 		return 0;
@@ -943,18 +974,6 @@ step_act(const struct mea_model *m, const struct step *st)
 		m->node[st->node].act;
 }
 
-static const float *
-step_weight(const struct mea_model *m, const struct step *st)
-{
-	return st->fw ? st->fw : tdata(m, m->node[st->node].param[MEA_P_WEIGHT]);
-}
-
-static const float *
-step_bias(const struct mea_model *m, const struct step *st)
-{
-	return st->fw ? st->fb : tdata(m, m->node[st->node].param[MEA_P_BIAS]);
-}
-
 static void
 ir_forward(struct mea_plan *p, struct step *st, const float *x, const float *res,
 		float *y, int N)
@@ -965,7 +984,8 @@ ir_forward(struct mea_plan *p, struct step *st, const float *x, const float *res
 
 	for (int k = 0; k < 3; k++) {
 		int act = step_act(m, part[k]);
-		wt.w[k] = step_weight(m, part[k]);
+		size_t E = (size_t)st->is.E, C = (size_t)st->is.C;
+		wt.w[k] = st->clw + (k == 0 ? 0 : k == 1 ? E * C : E * C + 10 * E);
 		wt.b[k] = step_bias(m, part[k]);
 		wt.relu[k] = act != 0;
 		wt.cap[k] = act_cap(act);

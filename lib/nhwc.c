@@ -71,7 +71,7 @@ mea_to_nchw(int N, int C, int HW, const float *x, float *y)
  * at -O2 vectorises only loops of a known multiple of the vector width:
  * hence blocks of eight, and a loop for each case (with a test per
  * element it stayed scalar). */
-WIDE_CLONES static void
+static ALWAYS_INLINE void
 act_row(int K, float *restrict y, const float *restrict b, const float *restrict r,
 		float lo, float hi)
 {
@@ -97,8 +97,10 @@ act_row(int K, float *restrict y, const float *restrict b, const float *restrict
 		y[k] = clamp((y[k] + (b ? b[k] : -0.0f)) + (r ? r[k] : -0.0f), lo, hi);
 }
 
-/* The epilogue of m rows of K: conv.c's, with the bias along the row. */
-static void
+/* The epilogue of m rows of K: conv.c's, with the bias along the row;
+ * one call of the cloned loop for all rows (a call per row of 96 floats
+ * cost as much as the row). */
+WIDE_CLONES static void
 rows_epilogue(int m, int K, float *y, const float *b, const float *res,
 		float lo, float hi)
 {
@@ -140,6 +142,36 @@ mea_pw_nhwc_forward(int M, int C, int K, const float *x, const float *wt,
 			res ? res + (size_t)i0 * K : NULL, lo, hi);
 		i0 += m;
 	}
+}
+
+/*
+ * y[k][i] = act((t[i][k] + b[k]) + res[k][i]) for M pixels i and K
+ * channels: a channels-last result t ([M][K]) into NCHW rows of ldy
+ * floats (res rows of ldr), with conv.c's epilogue on the way (the same
+ * operations in the same order).  In square tiles, as the layout
+ * changes above.
+ */
+void
+mea_nhwc_to_nchw_act(int M, int K, const float *t, const float *b, const float *res,
+		size_t ldr, int relu, float cap, float *y, size_t ldy)
+{
+	float lo, hi;
+
+	act_bounds(relu, cap, &lo, &hi);
+	for (int i0 = 0; i0 < M; i0 += TILE)
+		for (int k0 = 0; k0 < K; k0 += TILE) {
+			int i1 = i0 + TILE < M ? i0 + TILE : M;
+			int k1 = k0 + TILE < K ? k0 + TILE : K;
+			for (int k = k0; k < k1; k++) {
+				float bk = b ? b[k] : -0.0f;
+				for (int i = i0; i < i1; i++) {
+					float v = t[(size_t)i * K + k] + bk;
+					if (res)
+						v += res[(size_t)k * ldr + i];
+					y[(size_t)k * ldy + i] = clamp(v, lo, hi);
+				}
+			}
+		}
 }
 
 /* ------------------------------------------------------ 3x3 depthwise */
@@ -201,15 +233,17 @@ dw3_pixel(int C, const float *const *x, const float *w, const float *b,
 }
 
 /*
- * Output row p of image xn, whose windows start at input row h (-1 in
- * the padding).  Pixel by pixel, all channels at a time: a pixel's taps
- * read C contiguous floats each, from three input rows that stay in
- * cache along the row.  (A block of channels at a time along the row,
- * four outputs to a block, was no faster.)
+ * One output row from input rows held at rows ([row][W][C]): its windows
+ * start at row h of them (relative; may be -1), and rows [rlo, rhi) of
+ * them are inside the image (the others are padding).  Pixel by pixel,
+ * all channels at a time: a pixel's taps read C contiguous floats each,
+ * from three input rows that stay in cache along the row.  (A block of
+ * channels at a time along the row, four outputs to a block, was no
+ * faster.)
  */
 WIDE_CLONES static void
-dw3_row(int C, int H, int W, int Q, int st, const float *xn, int h, const float *wt,
-		const float *b, const float *res, float lo, float hi, float *y)
+dw3_row(int C, int W, int Q, int st, const float *rows, int h, int rlo, int rhi,
+		const float *wt, const float *b, const float *res, float lo, float hi, float *y)
 {
 	const float *zero = wt + (size_t)9 * C, *x[9];
 
@@ -218,8 +252,8 @@ dw3_row(int C, int H, int W, int Q, int st, const float *xn, int h, const float 
 		for (int r = 0; r < 3; r++)
 			for (int t = 0; t < 3; t++) {
 				int ih = h + r, iw = v + t;
-				x[r * 3 + t] = ih < 0 || ih >= H || iw < 0 || iw >= W ? zero :
-					xn + ((size_t)ih * W + (size_t)iw) * C;
+				x[r * 3 + t] = ih < rlo || ih >= rhi || iw < 0 || iw >= W ? zero :
+					rows + ((size_t)ih * W + (size_t)iw) * C;
 			}
 		dw3_pixel(C, x, wt, b, res ? res + (size_t)q * C : NULL, lo, hi,
 			y + (size_t)q * C);
@@ -238,9 +272,31 @@ mea_dw3_nhwc_forward(int N, int C, int H, int W, int stride, const float *x,
 	for (int n = 0; n < N; n++)
 		for (int p = 0; p < P; p++) {
 			size_t o = ((size_t)n * P + p) * Q * C;
-			dw3_row(C, H, W, Q, stride, x + (size_t)n * H * W * C, p * stride - 1,
+			dw3_row(C, W, Q, stride, x + (size_t)n * H * W * C, p * stride - 1, 0, H,
 				wt, b, res ? res + o : NULL, lo, hi, y + o);
 		}
+}
+
+void
+mea_dw3_nhwc_rows(int C, int H, int W, int stride, const float *rows, int h0, int p0,
+		int p1, const float *wt, const float *b, int relu, float cap, float *y)
+{
+	int Q = (W - 1) / stride + 1;
+	float lo, hi;
+
+	act_bounds(relu, cap, &lo, &hi);
+	for (int p = p0; p < p1; p++)
+		dw3_row(C, W, Q, stride, rows, p * stride - 1 - h0, -h0, H - h0, wt, b, NULL,
+			lo, hi, y + (size_t)(p - p0) * Q * C);
+}
+
+void
+mea_nhwc_bias_act(int M, int K, float *y, const float *b, int relu, float cap)
+{
+	float lo, hi;
+
+	act_bounds(relu, cap, &lo, &hi);
+	rows_epilogue(M, K, y, b, NULL, lo, hi);
 }
 
 /* Each mean summed in double over the pixels in order, as

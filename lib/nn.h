@@ -100,7 +100,10 @@ struct mea_ir_shape {
 	int band;            /* output rows per pass (computed) */
 };
 struct mea_ir_weights {
-	const float *w[3];   /* expand [E][C], depthwise [E][3][3], project [K][E] */
+	/* expand [C][E], depthwise [10][E] and project [E][K], as
+	 * mea_pw_nhwc_weights and mea_dw3_nhwc_weights make them from
+	 * [E][C], [E][3][3] and [K][E] (they run channels-last) */
+	const float *w[3];
 	const float *b[3];   /* their biases: E, E and K floats */
 	int relu[3];         /* activations, as in mea_conv2d_forward_act */
 	float cap[3];
@@ -136,6 +139,18 @@ void mea_dw3_nhwc_weights(int C, const float *w, float *wt);
 void mea_dw3_nhwc_forward(int N, int C, int H, int W, int stride, const float *x,
 		const float *wt, const float *b, const float *res, int relu, float cap,
 		float *y);
+/* The same for output rows [p0, p1) of one image, from its input rows
+ * held at rows from row h0 on (every input row those outputs read that
+ * is inside the image), into y as [p1 - p0][Q][C]; no residual. */
+void mea_dw3_nhwc_rows(int C, int H, int W, int stride, const float *rows, int h0, int p0,
+		int p1, const float *wt, const float *b, int relu, float cap, float *y);
+/* y[m][k] = act(y[m][k] + b[k]) over M rows of K (b may be NULL). */
+void mea_nhwc_bias_act(int M, int K, float *y, const float *b, int relu, float cap);
+/* y[k][i] = act(t[i][k] + b[k] + res[k][i]): M pixels' channels-last
+ * results t [M][K] into NCHW rows of ldy floats (res: rows of ldr, or
+ * NULL; b may be NULL), as conv.c's epilogue computes them. */
+void mea_nhwc_to_nchw_act(int M, int K, const float *t, const float *b, const float *res,
+		size_t ldr, int relu, float cap, float *y, size_t ldy);
 /* Global average pooling of N images [HW][C] into [N][C]: the same
  * values as mea_gap_forward on their NCHW layout. */
 void mea_gap_nhwc_forward(int N, int C, int HW, const float *x, float *y);

@@ -1316,7 +1316,19 @@ test_ir(void)
 		mea_conv2d_forward_act(&s1, x, wt.w[0], wt.b[0], NULL, 1, 6, e, w1);
 		mea_conv2d_forward_act(&s2, e, wt.w[1], wt.b[1], NULL, 1, 6, d, w1);
 		mea_conv2d_forward_act(&s3, d, wt.w[2], wt.b[2], res, 0, 0, want, w1);
-		mea_ir_forward(&s, &wt, x, res, got, work);
+		/* The fused block takes its expansion and depthwise weights
+		 * rearranged for its channels-last inside. */
+		struct mea_ir_weights cl = wt;
+		float *we = xmalloc((size_t)C * E * sizeof *we), *wd = xmalloc((size_t)10 * E * sizeof *wd);
+		float *wp = xmalloc((size_t)E * K * sizeof *wp);
+		mea_pw_nhwc_weights(E, C, wt.w[0], we);
+		mea_dw3_nhwc_weights(E, wt.w[1], wd);
+		mea_pw_nhwc_weights(K, E, wt.w[2], wp);
+		cl.w[0] = we;
+		cl.w[1] = wd;
+		cl.w[2] = wp;
+		mea_ir_forward(&s, &cl, x, res, got, work);
+		free(we), free(wd), free(wp);
 		double err = relerr_ff(got, want, ny);
 		check(err < 1e-6, G, "%s (N%d C%d %dx%d E%d K%d s%d, bands of %d): err %.2g",
 			cases[i].what, N, C, H, W, E, K, st, s.band, err);
