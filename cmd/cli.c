@@ -282,8 +282,8 @@ cli_print_profile(const struct mea_model *m, const struct mea_plan *p)
 		mea_plan_step_time(p, s, &t);
 		n = &m->node[t.node];
 		if (t.block)   /* a fused inverted residual: its stride, by its last node's name */
-			snprintf(op, sizeof op, "ir s%d%s", n->H / m->node[t.last].H,
-				t.fused_add ? "+add" : "");
+			snprintf(op, sizeof op, "ir s%d%s%s", n->H / m->node[t.last].H,
+				t.fused_add ? "+add" : "", t.channels_last ? " nhwc" : "");
 		else
 			step_label(n, n->input[0] >= 0 ? &m->node[n->input[0]] : n, t.fused_add,
 				t.channels_last, op, sizeof op);

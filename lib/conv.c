@@ -1582,15 +1582,16 @@ mea_conv2d_backward_set(const struct mea_conv_shape *s, const float *x,
  * within IR_BYTES.
  *
  * Inside, the expanded rows and the depthwise output are channels-last
- * ([pixel][channel], nhwc.c); the block's input and output stay NCHW.
- * The expansion GEMM reads the NCHW input transposed and writes pixels'
- * rows of E, the depthwise kernel vectorises across channels with no
- * padding copy and no even/odd split at stride 2, and the projection
- * GEMM writes pixels' rows of K, which its epilogue writes back as NCHW
- * rows (a GEMM reading the depthwise output transposed and writing NCHW
- * itself ran 1.5x slower).  With
- * NCHW rows inside (session 7), the depthwise part ran at 7 GFLOP/s and
- * took a third of the blocks' time.
+ * ([pixel][channel], nhwc.c); the block's input and output may be
+ * either (in_cl, out_cl: graph.c makes them channels-last unless the
+ * caller reads them).  The expansion GEMM reads an NCHW input
+ * transposed and writes pixels' rows of E; the depthwise kernel
+ * vectorises across channels with no padding copy and no even/odd split
+ * at stride 2; the projection GEMM writes pixels' rows of K, which an
+ * NCHW output gets back as rows by its epilogue (a GEMM reading the
+ * depthwise output transposed and writing NCHW itself ran 1.5x slower).
+ * With NCHW rows inside (session 7), the depthwise part ran at 7
+ * GFLOP/s and took a third of the blocks' time.
  */
 #define IR_BYTES (512 * 1024)
 
@@ -1662,9 +1663,13 @@ ir_expand(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
 		return;
 	int n = (h1 - *r_hi) * W;
 	float *dst = e + (size_t)(*r_hi - *r_lo) * row;
-	mea_gemm(1, 0, n, E, s->C, 1.0f, xn + (size_t)*r_hi * W, s->H * W, wt->w[0], E,
-		0.0f, dst, E);
-	mea_nhwc_bias_act(n, E, dst, wt->b[0], wt->relu[0], wt->cap[0]);
+	if (s->in_cl)
+		mea_gemm(0, 0, n, E, s->C, 1.0f, xn + (size_t)*r_hi * W * s->C, s->C, wt->w[0], E,
+			0.0f, dst, E);
+	else
+		mea_gemm(1, 0, n, E, s->C, 1.0f, xn + (size_t)*r_hi * W, s->H * W, wt->w[0], E,
+			0.0f, dst, E);
+	mea_nhwc_epilogue(n, E, dst, wt->b[0], NULL, wt->relu[0], wt->cap[0]);
 	*r_hi = h1;
 }
 
@@ -1690,6 +1695,13 @@ mea_ir_forward(const struct mea_ir_shape *s, const struct mea_ir_weights *wt,
 			ir_expand(s, wt, xn, e, h0, h1, &r_lo, &r_hi);
 			mea_dw3_nhwc_rows(E, s->H, s->W, st, e, h0, p0, p1, wt->w[1], wt->b[1],
 				wt->relu[1], wt->cap[1], d);
+			if (s->out_cl) {
+				size_t o = (size_t)p0 * Q * K;
+				mea_gemm(0, 0, nq, K, E, 1.0f, d, E, wt->w[2], K, 0.0f, yn + o, K);
+				mea_nhwc_epilogue(nq, K, yn + o, wt->b[2], rn ? rn + o : NULL,
+					wt->relu[2], wt->cap[2]);
+				continue;
+			}
 			mea_gemm(0, 0, nq, K, E, 1.0f, d, E, wt->w[2], K, 0.0f, t, K);
 			mea_nhwc_to_nchw_act(nq, K, t, wt->b[2], rn ? rn + (size_t)p0 * Q : NULL,
 				PQ, wt->relu[2], wt->cap[2], yn + (size_t)p0 * Q, PQ);

@@ -519,7 +519,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			const struct mea_node *dw = &m->node[st->part[1].node];
 			st->is = (struct mea_ir_shape){ .N = st->slice, .C = a->C, .H = a->H,
 				.W = a->W, .E = n->K, .K = m->node[st->part[2].node].K,
-				.stride = dw->stride };
+				.stride = dw->stride, .in_cl = p->cl[st->in[0]], .out_cl = st->cl };
 			if (mea_ir_shape_init(&st->is) != 0)
 				return mea_errf(e, MEA_E_LIMIT, "node %d (%s): block too large for "
 						"a batch of %d", st->node, n->name, p->batch);
@@ -624,7 +624,7 @@ slice_for(const struct mea_plan *p, const struct step *st)
 {
 	size_t v = per_image(&p->m->node[st->out]) * sizeof(float);
 	/* Channels-last steps: see mark_channels_last. */
-	size_t k = (st->cl ? 2 * SLICE_BYTES : SLICE_BYTES) / (v ? v : 1);
+	size_t k = (st->cl && !st->ir ? 2 * SLICE_BYTES : SLICE_BYTES) / (v ? v : 1);
 
 	return k < 1 ? 1 : k > (size_t)p->batch ? p->batch : (int)k;
 }
@@ -813,9 +813,11 @@ channels_last_ok(const struct mea_plan *p, const struct step *st)
 {
 	const struct mea_node *n = &p->m->node[st->node], *a;
 
-	if (p->training || p->plain || st->ir || n->op != MEA_OP_CONV || st->in[0] < 0 ||
+	if (p->training || p->plain || n->op != MEA_OP_CONV || st->in[0] < 0 ||
 			p->pinned[st->out])
 		return 0;
+	if (st->ir)
+		return 1;          /* a fused block: its output, whatever its size */
 	a = &p->m->node[st->in[0]];
 	if (a->H * a->W > CL_PLANE)
 		return 0;
@@ -834,14 +836,14 @@ mark_channels_last(struct mea_plan *p)
 }
 
 /* Input k of a step is in the other layout and needs a changed copy
- * (the pooling reads either). */
+ * (the pooling, and a fused block, read either). */
 static int
 needs_relayout(const struct mea_plan *p, const struct step *st, int k)
 {
 	int v = st->in[k];
 
 	return v >= 0 && p->cl[v] != st->cl &&
-		!(k == 0 && p->m->node[st->node].op == MEA_OP_GAP);
+		!(k == 0 && (st->ir || p->m->node[st->node].op == MEA_OP_GAP));
 }
 
 /*

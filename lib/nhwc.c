@@ -291,12 +291,13 @@ mea_dw3_nhwc_rows(int C, int H, int W, int stride, const float *rows, int h0, in
 }
 
 void
-mea_nhwc_bias_act(int M, int K, float *y, const float *b, int relu, float cap)
+mea_nhwc_epilogue(int M, int K, float *y, const float *b, const float *res, int relu,
+		float cap)
 {
 	float lo, hi;
 
 	act_bounds(relu, cap, &lo, &hi);
-	rows_epilogue(M, K, y, b, NULL, lo, hi);
+	rows_epilogue(M, K, y, b, res, lo, hi);
 }
 
 /* Each mean summed in double over the pixels in order, as

@@ -96,6 +96,8 @@ void mea_conv2d_forward_act(const struct mea_conv_shape *s, const float *x,
 struct mea_ir_shape {
 	int N, C, H, W;      /* input */
 	int E, K, stride;    /* expanded and output channels, dw stride */
+	int in_cl, out_cl;   /* 1: x, or y and res, are channels-last
+	                        ([pixel][channel], as in nhwc.c); 0: NCHW */
 	int P, Q;            /* output height, width (computed) */
 	int band;            /* output rows per pass (computed) */
 };
@@ -144,8 +146,10 @@ void mea_dw3_nhwc_forward(int N, int C, int H, int W, int stride, const float *x
  * is inside the image), into y as [p1 - p0][Q][C]; no residual. */
 void mea_dw3_nhwc_rows(int C, int H, int W, int stride, const float *rows, int h0, int p0,
 		int p1, const float *wt, const float *b, int relu, float cap, float *y);
-/* y[m][k] = act(y[m][k] + b[k]) over M rows of K (b may be NULL). */
-void mea_nhwc_bias_act(int M, int K, float *y, const float *b, int relu, float cap);
+/* y[m][k] = act(y[m][k] + b[k] + res[m][k]) over M rows of K (b and
+ * res may be NULL), as conv.c's epilogue computes it. */
+void mea_nhwc_epilogue(int M, int K, float *y, const float *b, const float *res, int relu,
+		float cap);
 /* y[k][i] = act(t[i][k] + b[k] + res[k][i]): M pixels' channels-last
  * results t [M][K] into NCHW rows of ldy floats (res: rows of ldr, or
  * NULL; b may be NULL), as conv.c's epilogue computes them. */

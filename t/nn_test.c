@@ -1327,11 +1327,25 @@ test_ir(void)
 		cl.w[0] = we;
 		cl.w[1] = wd;
 		cl.w[2] = wp;
-		mea_ir_forward(&s, &cl, x, res, got, work);
-		free(we), free(wd), free(wp);
-		double err = relerr_ff(got, want, ny);
-		check(err < 1e-6, G, "%s (N%d C%d %dx%d E%d K%d s%d, bands of %d): err %.2g",
-			cases[i].what, N, C, H, W, E, K, st, s.band, err);
+		/* Input and output NCHW, or either channels-last. */
+		float *xl = xmalloc(nx * sizeof *xl), *rl = res ? xmalloc(ny * sizeof *rl) : NULL;
+		float *yl = xmalloc(ny * sizeof *yl);
+		mea_to_nhwc(N, C, H * W, x, xl);
+		if (res)
+			mea_to_nhwc(N, K, s.P * s.Q, res, rl);
+		for (int io = 0; io < 4; io++) {
+			s.in_cl = io & 1;
+			s.out_cl = io >> 1;
+			mea_ir_forward(&s, &cl, s.in_cl ? xl : x, s.out_cl ? rl : res,
+				s.out_cl ? yl : got, work);
+			if (s.out_cl)
+				mea_to_nchw(N, K, s.P * s.Q, yl, got);
+			double err = relerr_ff(got, want, ny);
+			check(err < 1e-6, G, "%s (N%d C%d %dx%d E%d K%d s%d, bands of %d, in %s, "
+				"out %s): err %.2g", cases[i].what, N, C, H, W, E, K, st, s.band,
+				s.in_cl ? "nhwc" : "nchw", s.out_cl ? "nhwc" : "nchw", err);
+		}
+		free(we), free(wd), free(wp), free(xl), free(rl), free(yl);
 		for (int k = 0; k < 3; k++)
 			free((void *)wt.w[k]), free((void *)wt.b[k]);
 		free(x), free(res), free(e), free(d), free(want), free(got), free(w1), free(work);
