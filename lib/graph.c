@@ -53,7 +53,8 @@ struct step {
 	int bn;               /* inference: the bn folded into this conv, or -1 */
 	int add;              /* inference: the add fused into this conv, or -1;
 	                       * in[1] is then the other operand */
-	const float *fw, *fb; /* folded weight and bias, or NULL */
+	const float *fw, *fb; /* folded weight and bias, or NULL; a step with
+	                       * clw: fw is clw, its weight folded and rearranged */
 	struct mea_conv_shape cs;
 	struct mea_pool_shape ps;
 	int slice;            /* images per pass of its run of steps (plan_slices) */
@@ -68,10 +69,9 @@ struct step {
 	struct step *part;    /* [3], owned: the expansion, depthwise and
 	                         projection steps as they were */
 	struct mea_ir_shape is;
-	/* Inference: a 1x1 or 3x3 depthwise convolution over a small plane
-	 * that runs channels-last (mark_channels_last); clw are its weights
-	 * as mea_pw_nhwc_forward or mea_dw3_nhwc_forward takes them
-	 * one's weights as mea_dw3_nhwc_forward takes them. */
+	/* Inference: the step runs channels-last (mark_channels_last); clw
+	 * are the weights of it, or of a fused block, as the channels-last
+	 * kernels take them (rearrange_weights). */
 	int cl;
 	float *clw;
 };
@@ -407,19 +407,28 @@ done:
 	return rc;
 }
 
-/* Floats of folded weight and bias a conv step with a bn needs. */
+/* Floats of the folded weight a conv step with a bn needs. */
 static size_t
-folded_size(const struct mea_model *m, const struct step *st)
+folded_weight_size(const struct mea_model *m, const struct step *st)
 {
-	const struct mea_node *n = &m->node[st->node];
+	return st->bn < 0 ? 0 : m->tensor[m->node[st->node].param[MEA_P_WEIGHT]].nelem;
+}
 
-	return st->bn < 0 ? 0 : m->tensor[n->param[MEA_P_WEIGHT]].nelem + (size_t)n->K;
+/* Floats of folded bias, and of folded weight unless the step's weights
+ * are rearranged (rearrange_weights: they are folded into a temporary
+ * then), a conv step with a bn needs. */
+static size_t
+folded_size(const struct mea_model *m, const struct step *st, int rearranged)
+{
+	return st->bn < 0 ? 0 : (rearranged ? 0 : folded_weight_size(m, st)) +
+		(size_t)m->node[st->node].K;
 }
 
 /* A conv step's bn folded into a copy of its weight and bias, at
- * p->folded + *off. */
+ * p->folded + *off; the weight at wtmp instead when not NULL (see
+ * folded_size). */
 static void
-fold(struct mea_plan *p, struct step *st, size_t *off)
+fold(struct mea_plan *p, struct step *st, size_t *off, float *wtmp)
 {
 	const struct mea_model *m = p->m;
 	const struct mea_node *n = &m->node[st->node], *bn;
@@ -430,9 +439,9 @@ fold(struct mea_plan *p, struct step *st, size_t *off)
 		return;
 	bn = &m->node[st->bn];
 	w = &m->tensor[n->param[MEA_P_WEIGHT]];
-	fw = p->folded + *off;
-	fb = fw + w->nelem;
-	*off += w->nelem + (size_t)n->K;
+	fw = wtmp ? wtmp : p->folded + *off;
+	fb = wtmp ? p->folded + *off : fw + w->nelem;
+	*off += (wtmp ? 0 : w->nelem) + (size_t)n->K;
 	memcpy(fw, w->data, w->nelem * sizeof *fw);
 	if (n->bias)
 		memcpy(fb, tdata(m, n->param[MEA_P_BIAS]), (size_t)n->K * sizeof *fb);
@@ -459,8 +468,8 @@ step_bias(const struct mea_model *m, const struct step *st)
 	return st->fw ? st->fb : tdata(m, m->node[st->node].param[MEA_P_BIAS]);
 }
 
-/* Floats of the weights a channels-last step, or a fused block, takes
- * rearranged (nhwc.c): a block's expansion and depthwise ones. */
+/* Floats of the weights a channels-last step, or a fused block (its
+ * expansion, depthwise and projection weights), takes rearranged. */
 static size_t
 cl_weights_size(const struct mea_model *m, const struct step *st)
 {
@@ -483,16 +492,23 @@ rearrange_weights(struct mea_plan *p, struct step *st, size_t *off)
 	st->clw = p->clw + *off;
 	*off += cl_weights_size(m, st);
 	if (st->ir) {
-		mea_pw_nhwc_weights(n->K, C, step_weight(m, &st->part[0]), st->clw);
-		mea_dw3_nhwc_weights(n->K, step_weight(m, &st->part[1]),
-			st->clw + (size_t)n->K * C);
+		float *w[3] = { st->clw, st->clw + (size_t)n->K * C,
+			st->clw + (size_t)n->K * C + 10 * (size_t)n->K };
+		mea_pw_nhwc_weights(n->K, C, step_weight(m, &st->part[0]), w[0]);
+		mea_dw3_nhwc_weights(n->K, step_weight(m, &st->part[1]), w[1]);
 		mea_pw_nhwc_weights(m->node[st->part[2].node].K, n->K, step_weight(m, &st->part[2]),
-			st->clw + (size_t)n->K * C + 10 * (size_t)n->K);
-	} else if (n->groups > 1) {
-		mea_dw3_nhwc_weights(n->K, step_weight(m, st), st->clw);
-	} else {
-		mea_pw_nhwc_weights(n->K, C, step_weight(m, st), st->clw);
+			w[2]);
+		for (int k = 0; k < 3; k++)
+			if (st->part[k].fw)
+				st->part[k].fw = w[k];
+		return;
 	}
+	if (n->groups > 1)
+		mea_dw3_nhwc_weights(n->K, step_weight(m, st), st->clw);
+	else
+		mea_pw_nhwc_weights(n->K, C, step_weight(m, st), st->clw);
+	if (st->fw)
+		st->fw = st->clw;
 }
 
 /* Shapes for the kernels, the workspace, folded weights and the training
@@ -502,7 +518,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 {
 	struct mea_model *m = p->m;
 	size_t work = 0, folded = 0, save = 0, argmax = 0, scratch = 0, off = 0;
-	size_t cl_tmp = 0, clw = 0;
+	size_t cl_tmp = 0, clw = 0, wtmp_n = 0;
 
 	for (int s = 0; s < p->nstep; s++) {
 		struct step *st = &p->step[s];
@@ -513,8 +529,13 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			if (needs_relayout(p, st, k))
 				tmp += (size_t)st->slice * per_image(&m->node[st->in[k]]);
 		cl_tmp = tmp > cl_tmp ? tmp : cl_tmp;
-		if (st->cl || st->ir)
+		if (st->cl || st->ir) {
+			size_t fw = folded_weight_size(m, st);
+			for (int k = 0; st->ir && k < 3; k++)
+				fw += folded_weight_size(m, &st->part[k]);
+			wtmp_n = fw > wtmp_n ? fw : wtmp_n;
 			clw += cl_weights_size(m, st);
+		}
 		if (st->ir) {
 			const struct mea_node *dw = &m->node[st->part[1].node];
 			st->is = (struct mea_ir_shape){ .N = st->slice, .C = a->C, .H = a->H,
@@ -526,7 +547,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			if (mea_ir_workspace(&st->is) > work)
 				work = mea_ir_workspace(&st->is);
 			for (int k = 0; k < 3; k++)
-				folded += folded_size(m, &st->part[k]);
+				folded += folded_size(m, &st->part[k], 1);
 			continue;
 		}
 		if (n->op == MEA_OP_CONV) {
@@ -545,7 +566,7 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			size_t w = mea_conv_workspace(&st->cs);
 			if (w > work)
 				work = w;
-			folded += folded_size(m, st);
+			folded += folded_size(m, st, st->cl);
 		} else if (n->op == MEA_OP_MAXPOOL || n->op == MEA_OP_AVGPOOL) {
 			st->ps = (struct mea_pool_shape){ .N = st->slice, .C = a->C, .H = a->H,
 				.W = a->W, .R = n->R, .S = n->S, .stride = n->stride, .pad = n->pad };
@@ -571,16 +592,26 @@ prepare_steps(struct mea_plan *p, struct mea_err *e)
 			!(p->cl_tmp = plan_alloc(p, cl_tmp, sizeof(float), 0, e)) ||
 			!(p->clw = plan_alloc(p, clw, sizeof(float), 0, e)))
 		return e ? e->code : MEA_E_NOMEM;
+	/* Weights that are rearranged are folded into a temporary first, so
+	 * that the plan keeps one copy of them. */
+	float *wtmp = wtmp_n ? malloc(wtmp_n * sizeof *wtmp) : NULL;
+	if (wtmp_n && !wtmp)
+		return mea_errf(e, MEA_E_NOMEM, "out of memory");
 	clw = 0;
 	for (int s = 0; s < p->nstep; s++) {
 		struct step *st = &p->step[s];
+		int re = st->cl || st->ir;
+		size_t t = 0;
 		if (!st->ir)
-			fold(p, st, &off);
-		for (int k = 0; st->ir && k < 3; k++)
-			fold(p, &st->part[k], &off);
-		if (st->cl || st->ir)
+			fold(p, st, &off, re ? wtmp : NULL);
+		for (int k = 0; st->ir && k < 3; k++) {
+			fold(p, &st->part[k], &off, wtmp ? wtmp + t : NULL);
+			t += folded_weight_size(m, &st->part[k]);
+		}
+		if (re)
 			rearrange_weights(p, st, &clw);
 	}
+	free(wtmp);
 	if (!p->training)
 		return 0;
 	if (!(p->pgrad = plan_alloc(p, m->arena_nelem, sizeof(float), 1, e)) ||
@@ -796,13 +827,14 @@ fuse_blocks(struct mea_plan *p, struct mea_err *e)
 /*
  * Inference steps that run channels-last (nhwc.c): 1x1 convolutions and
  * 3x3 depthwise ones (padding 1, stride 1 or 2) whose input plane has at
- * most CL_PLANE pixels, MobileNetV2's from 28x28 down, unless fused into
- * a block or writing a value the caller reads (those stay NCHW).  A
- * value is stored in the layout of the step that writes it; a step that
- * reads a value in the other layout changes a copy first (step_input),
- * which in MobileNetV2 happens where the fused 56x56 blocks end and
- * where the classifier's 1x1 convolution reads the feature map; the
- * pooling after it reads channels-last itself.  Their slices are twice
+ * most CL_PLANE pixels, MobileNetV2's from 28x28 down, and fused blocks
+ * (whose insides are channels-last anyway), unless they write a value
+ * the caller reads (those stay NCHW).  A value is stored in the layout
+ * of the step that writes it; a step that reads a value in the other
+ * layout changes a copy first (step_input), except a fused block and the
+ * pooling, which read either.  In MobileNetV2 that leaves no layout
+ * change between its 112x112 block and its pooling, unless the caller
+ * reads the feature map (MEANet's main block).  Their slices are twice
  * as large as others' (slice_for): a GEMM over several images' pixels
  * needs no gather, and reads its weights once for all of them.
  */
