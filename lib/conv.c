@@ -421,12 +421,13 @@ span(int s, int stride, int pad, int W, int Q, int *lo, int *hi)
  *
  * The two loops that inference spends most of its non-GEMM time in, the
  * forward epilogue and the 3x3 depthwise plane, work in blocks of eight
- * instead and are compiled twice (GCC's target_clones): for the baseline
- * x86-64 (two SSE vectors a block) and for AVX2 (one), picked once at
- * load time by the CPU.  Both clones do the same single-precision
- * operations in the same order: -std=c11 keeps GCC from contracting a
- * multiply and an add into an FMA, so the answers are identical on any
- * CPU; the wider clone only does them eight at a time.  The clones need
+ * instead and are compiled three times (GCC's target_clones): for the
+ * baseline x86-64 (two SSE vectors a block), for AVX2 (one) and for
+ * AVX-512 (nhwc.c's depthwise blocks of sixteen are one vector there),
+ * picked once at load time by the CPU.  All clones do the same
+ * single-precision operations in the same order: -std=c11 keeps GCC
+ * from contracting a multiply and an add into an FMA, so the answers are
+ * identical on any CPU; the wider clones only do more at a time.  The clones need
  * glibc's ifunc to pick one; elsewhere the baseline loops are all there is.
  */
 /* WIDE_CLONES: see simd.h. */
@@ -435,6 +436,8 @@ const char *
 mea_simd_info(void)
 {
 #ifdef HAVE_WIDE_CLONES
+	if (__builtin_cpu_supports("avx512f"))
+		return "avx512f";
 	if (__builtin_cpu_supports("avx2"))
 		return "avx2";
 #endif

@@ -186,9 +186,6 @@ mea_dw3_nhwc_weights(int C, const float *w, float *wt)
 		wt[(size_t)9 * C + c] = 0.0f;
 }
 
-/* Channels per block: one AVX2 vector (two SSE ones). */
-#define DW_BLOCK 8
-
 /*
  * One output pixel, all channels, a block at a time, from its nine taps'
  * rows of C floats, x[0..8] (a tap in the padding reads C zeros, so it
@@ -200,27 +197,35 @@ mea_dw3_nhwc_weights(int C, const float *w, float *wt)
  * a loop over the taps at the border, it kept them on the stack and
  * reloaded them in halves that stalled on the stores (failed store
  * forwarding), and the layer ran at a third of this speed.
+ *
+ * Blocks of sixteen channels (one AVX-512 vector, two AVX2 ones), then
+ * one of eight: the AVX-512 clone ran the depthwise layers 7% faster
+ * than eight at a time.
  */
+#define DW3_BLOCK(n) \
+	for (; c0 + (n) <= C; c0 += (n)) { \
+		float a[n]; \
+		for (int j = 0; j < (n); j++) \
+			a[j] = b[c0 + j] + w[c0 + j] * x[0][c0 + j]; \
+		DW3_TAP(n, 1) DW3_TAP(n, 2) DW3_TAP(n, 3) DW3_TAP(n, 4) \
+		DW3_TAP(n, 5) DW3_TAP(n, 6) DW3_TAP(n, 7) DW3_TAP(n, 8) \
+		for (int j = 0; j < (n); j++) \
+			y[c0 + j] = clamp(a[j], lo, hi); \
+	}
+#define DW3_TAP(n, k) for (int j = 0; j < (n); j++) \
+			a[j] += w[(k) * c + c0 + j] * x[k][c0 + j];
+
 static ALWAYS_INLINE void
 dw3_pixel(int C, const float *const *x, const float *w, const float *b,
 		const float *res, float lo, float hi, float *y)
 {
-	int CB = C - C % DW_BLOCK, c0 = 0;
+	int c0 = 0;
 	size_t c = (size_t)C;
 
-#define DW3_TAP(k) for (int j = 0; j < DW_BLOCK; j++) \
-			a[j] += w[(k) * c + c0 + j] * x[k][c0 + j];
-	if (b && !res)
-		for (; c0 < CB; c0 += DW_BLOCK) {
-			float a[DW_BLOCK];
-			for (int j = 0; j < DW_BLOCK; j++)
-				a[j] = b[c0 + j] + w[c0 + j] * x[0][c0 + j];
-			DW3_TAP(1) DW3_TAP(2) DW3_TAP(3) DW3_TAP(4)
-			DW3_TAP(5) DW3_TAP(6) DW3_TAP(7) DW3_TAP(8)
-			for (int j = 0; j < DW_BLOCK; j++)
-				y[c0 + j] = clamp(a[j], lo, hi);
-		}
-#undef DW3_TAP
+	if (b && !res) {
+		DW3_BLOCK(16)
+		DW3_BLOCK(8)
+	}
 	/* Without a bias or with a residual (not in MobileNetV2), and the
 	 * channels after the last whole block: one at a time. */
 	for (; c0 < C; c0++) {
@@ -231,6 +236,8 @@ dw3_pixel(int C, const float *const *x, const float *w, const float *b,
 		y[c0] = clamp(s, lo, hi);
 	}
 }
+#undef DW3_TAP
+#undef DW3_BLOCK
 
 /*
  * One output row from input rows held at rows ([row][W][C]): its windows

@@ -1,8 +1,9 @@
 /*
  * simd.h: what conv.c and nhwc.c share about their own vector loops
- * (internal to libmea).  WIDE_CLONES compiles a function twice, for the
- * baseline x86-64 and for AVX2, picked once at load time (conv.c, "inner
- * loops", says why and why the answers are the same on either).
+ * (internal to libmea).  WIDE_CLONES compiles a function three times,
+ * for the baseline x86-64, for AVX2 and for AVX-512, picked once at load
+ * time (conv.c, "inner loops", says why and why the answers are the same
+ * on any).
  */
 #ifndef MEA_SIMD_H
 #define MEA_SIMD_H
@@ -15,7 +16,7 @@
 #endif
 #endif
 #ifdef HAVE_WIDE_CLONES
-#define WIDE_CLONES __attribute__((target_clones("avx2", "default")))
+#define WIDE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WIDE_CLONES
 #endif
