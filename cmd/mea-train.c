@@ -138,6 +138,8 @@ describe(char *buf, size_t n, const struct mea_train_cfg *c)
 	if (c->distill != 0)
 		snprintf(buf + strlen(buf), n - strlen(buf), " distill=%g tau=%g", c->distill,
 				c->tau);
+	if (opt.adaptive_from_main)
+		snprintf(buf + strlen(buf), n - strlen(buf), " adaptive=main");
 	/* Runs from before the row shift trained by im2col and said nothing. */
 	if (c->row_shift)
 		snprintf(buf + strlen(buf), n - strlen(buf), " rowshift=1");
@@ -170,6 +172,8 @@ cmd_train(void)
 		pr.first_epoch = (s = mea_model_get_info(m, "train.epoch")) ? atoi(s) : 0;
 	} else if (opt.job == JOB_FULL) {
 		mea_dataset_stats(&ds, m->mean, m->std);
+	} else if (opt.adaptive_from_main && mea_arch_seed_adaptive(m, &e)) {
+		die(EXIT_MODEL, "%s: %s", opt.model, e.msg);
 	}
 	if (mea_model_set_info(m, "train.cfg", cfg, &e))
 		die_err(&e);

@@ -51,6 +51,9 @@ static const char usage_text[] =
 "  -Z, --smooth F         label smoothing (default 0)\n"
 "  -G, --feature-drop P   ext: drop each channel of the main block's features\n"
 "                         with probability P while training (default 0)\n"
+"  -B, --adaptive-from-main  ext: start the adaptive block as a copy of the\n"
+"                         main block's layers (init it with -A = the main\n"
+"                         block's BasicBlocks a stage for the whole trunk)\n"
 "  -D, --distill A        weight of a teacher's soft targets (the records'\n"
 "                         cloud_logits, from mea-main --cloud), 0..1 (0)\n"
 "  -K, --temperature T    their temperature (default 4)\n"
@@ -134,6 +137,8 @@ check_args(struct train_opts *o)
 		usage_error("--job %s needs --output", job_names[o->job]);
 	if (o->resume && o->job != JOB_FULL && o->job != JOB_EXT)
 		usage_error("--resume goes with --job full or ext");
+	if (o->adaptive_from_main && o->job != JOB_EXT)
+		usage_error("--adaptive-from-main goes with --job ext");
 	if (o->cfg.feature_drop > 0 && o->job != JOB_EXT)
 		usage_error("--feature-drop goes with --job ext (it drops the main block's features)");
 	if ((o->job == JOB_FULL || o->job == JOB_EXT) && o->val_frac >= 1)
@@ -154,6 +159,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		{"schedule", 1, NULL, 'c'}, {"milestones", 1, NULL, 'L'}, {"gamma", 1, NULL, 'g'},
 		{"warmup", 1, NULL, 'W'}, {"pad", 1, NULL, 'p'}, {"no-flip", 0, NULL, 'x'},
 		{"erase", 1, NULL, 'O'}, {"feature-drop", 1, NULL, 'G'},
+		{"adaptive-from-main", 0, NULL, 'B'},
 		{"smooth", 1, NULL, 'Z'}, {"distill", 1, NULL, 'D'}, {"temperature", 1, NULL, 'K'},
 		{"no-row-shift", 0, NULL, 'R'},
 		{"seed", 1, NULL, 's'}, {"val-frac", 1, NULL, 'f'}, {"split-seed", 1, NULL, 'Y'},
@@ -170,7 +176,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		.wd = 5e-4f, .cosine = 1, .nmilestones = 2, .milestones = {0.5f, 0.75f},
 		.gamma = 0.1f, .warmup = 1, .aug = {2, 1, 0}, .tau = 4, .row_shift = 1 };
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xO:G:Z:D:K:Rs:f:Y:C:rX:t:qPhV",
+	while ((ch = getopt_long(argc, argv, ":j:Ia:i:k:EH:A:w:N:M:S:T:vFm:o:e:b:l:u:nd:c:L:g:W:p:xO:G:BZ:D:K:Rs:f:Y:C:rX:t:qPhV",
 			longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'j': o->job = parse_job(optarg); break;
@@ -207,6 +213,7 @@ train_parse_args(struct train_opts *o, int argc, char **argv)
 		case 'p': c->aug.pad = (int)opt_long("--pad", optarg, 0, 64); break;
 		case 'x': c->aug.flip = 0; break;
 		case 'O': c->aug.erase = (float)opt_double("--erase", optarg, 0, 1); break;
+		case 'B': o->adaptive_from_main = 1; break;
 		case 'G': c->feature_drop = (float)opt_double("--feature-drop", optarg, 0, 0.95); break;
 		case 'Z': c->smooth = (float)opt_double("--smooth", optarg, 0, 0.999); break;
 		case 'D': c->distill = (float)opt_double("--distill", optarg, 0, 1); break;

@@ -10,6 +10,7 @@ static const char *const job_names[] = {"", "init", "full", "calibrate", "ext", 
 struct train_opts {
 	int job, verbose, quiet, resume, predictions;
 	int test_flip;         /* init: store info test-flip=1 */
+	int adaptive_from_main; /* ext: mea_arch_seed_adaptive before training */
 	long threads, seed, split_seed, stop_after;
 	const char *model, *out, *names, *mean, *std;
 	struct mea_arch arch;

@@ -403,3 +403,38 @@ mea_model_init(struct mea_model *m, uint64_t seed, int mask)
 		}
 	}
 }
+
+/*
+ * The adaptive block as a copy of the main block's layers: each of its
+ * parameters and running statistics, "adapt.NAME", takes the values of
+ * the main block's "NAME".  The adaptive block of a CIFAR or ImageNet
+ * ResNet is the main block's trunk with adepth BasicBlocks a stage, its
+ * tensors named as the trunk's first ones: with adepth equal to the
+ * main block's, a copy of the whole trunk.  The extension job uses this
+ * to start the adaptive block from features trained on every class
+ * rather than from random ones.  Optimiser state is left alone.
+ * MEA_E_ARG when a tensor has no counterpart of its size (MobileNetV2's
+ * adaptive block, whose layers differ) or the model has no adaptive block.
+ */
+int
+mea_arch_seed_adaptive(struct mea_model *m, struct mea_err *e)
+{
+	static const char prefix[] = "adapt.";
+	int copied = 0;
+
+	for (int t = 0; t < m->ntensors; t++) {
+		struct mea_weight *w = &m->tensor[t];
+		int from;
+		if (w->kind == MEA_TK_STATE || strncmp(w->name, prefix, sizeof prefix - 1) != 0)
+			continue;
+		from = mea_model_find_tensor(m, w->name + sizeof prefix - 1);
+		if (from < 0 || m->tensor[from].nelem != w->nelem)
+			return mea_errf(e, MEA_E_ARG, "the adaptive block's %s has no counterpart "
+					"of its size in the main block", w->name);
+		memcpy(w->data, m->tensor[from].data, w->nelem * sizeof *w->data);
+		copied++;
+	}
+	if (!copied)
+		return mea_errf(e, MEA_E_ARG, "the model has no adaptive block");
+	return 0;
+}

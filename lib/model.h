@@ -266,6 +266,11 @@ struct mea_arch {
 int mea_arch_build(struct mea_model **mp, const struct mea_arch *a, struct mea_err *e);
 /* A one-line list of the architecture names, for --help. */
 const char *mea_arch_list(void);
+/* Copy the main block's tensors into the adaptive block's of the same
+ * names ("adapt." + name): a ResNet's adaptive block is its trunk with
+ * fewer BasicBlocks a stage (all of them: a copy).  MEA_E_ARG when one
+ * has no counterpart of its size, or there is no adaptive block. */
+int mea_arch_seed_adaptive(struct mea_model *m, struct mea_err *e);
 
 /* ------------------------------------------------------------ graph engine */
 

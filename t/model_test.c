@@ -22,6 +22,8 @@
  *                                 no row shifts, no fused blocks)
  *   model_test records N CxHxW SEED [f32]   random image records on stdout
  *   model_test cmp TENSOR A B TOL  compare a tensor record by record
+ *   model_test same FILE T1 T2    exit 0 when tensors T1 and T2 of FILE hold
+ *                                 the same values
  */
 #include <math.h>
 #include <stdio.h>
@@ -881,7 +883,19 @@ main(int argc, char **argv)
 				argc > 5 && strcmp(argv[5], "f32") == 0);
 	if (strcmp(cmd, "cmp") == 0 && argc == 6)
 		return cmd_cmp(argv[2], argv[3], argv[4], atof(argv[5]));
+	if (strcmp(cmd, "same") == 0 && argc == 5) {
+		check(mea_model_load(&m, argv[2], &e), &e);
+		int a = mea_model_find_tensor(m, argv[3]), b = mea_model_find_tensor(m, argv[4]);
+		if (a < 0 || b < 0)
+			fail("no tensor %s", a < 0 ? argv[3] : argv[4]);
+		int same = m->tensor[a].nelem == m->tensor[b].nelem &&
+			memcmp(m->tensor[a].data, m->tensor[b].data,
+				m->tensor[a].nelem * sizeof(float)) == 0;
+		printf("%s and %s: %s\n", argv[3], argv[4], same ? "the same" : "differ");
+		mea_model_free(m);
+		return !same;
+	}
 	fprintf(stderr, "usage: model_test tiny|forward|ext|roundtrip|corrupt|info|extract|grad|"
-			"plan|lowering|records|cmp|drop ...\n");
+			"plan|lowering|records|cmp|same|drop ...\n");
 	return 2;
 }

@@ -247,6 +247,39 @@ setting_sticks() {
 	[[ $stderr == "mea-train: --feature-drop goes with --job ext"* ]]
 }
 
+@test "mea-train: --adaptive-from-main starts the adaptive block as the main block's layers" {
+	mea-train -j calibrate -m "$X/main.mea-model" -o "$X/cal4.mea-model" -f 0.2 \
+		< "$X/train.mea" > /dev/null
+	# At learning rate 0 the weights stay as they start.
+	ext() { mea-train -j ext -m "$X/cal4.mea-model" -e 1 -b 32 -f 0.2 -l 0 -q "$@" < "$X/train.mea"; }
+	ext -o "$X/seeded.mea-model" -B
+	ext -o "$X/unseeded.mea-model"
+	for t in conv1.weight layer1.0.conv2.bn.weight layer3.0.conv1.weight layer3.0.down.weight; do
+		model_test same "$X/seeded.mea-model" "adapt.$t" "$t"
+		run model_test same "$X/unseeded.mea-model" "adapt.$t" "$t"
+		[ "$status" -eq 1 ]
+	done
+	# The main block answers as before.
+	mea-main -m "$X/seeded.mea-model" < "$X/test.mea" > "$X/seeded.out"
+	mea-main -m "$X/cal4.mea-model" < "$X/test.mea" > "$X/cal4.out"
+	model_test cmp logits "$X/seeded.out" "$X/cal4.out" 0
+	# It is a way to start: a resume must keep it.
+	run --separate-stderr mea-train -j ext -r -o "$X/seeded.mea-model" -e 1 -b 32 -f 0.2 \
+		-l 0 < "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == *"adaptive=main"*"', not '"* ]]
+	run --separate-stderr mea-train -j full -m "$X/init.mea-model" -o "$X/x.mea-model" -B \
+		< "$X/train.mea"
+	[ "$status" -eq 2 ]
+	[[ $stderr == "mea-train: --adaptive-from-main goes with --job ext"* ]]
+	# MobileNetV2's adaptive block is not a copy of its trunk.
+	mea-train --init -a mobilenetv2 -w 0.25 -i 1x28x28 -k 10 -E -o "$X/mb.mea-model"
+	run --separate-stderr mea-train -j ext -m "$X/mb.mea-model" -o "$X/x.mea-model" -e 1 -B \
+		< "$X/train.mea"
+	[ "$status" -eq 3 ]
+	[[ $stderr == "mea-train: $X/mb.mea-model: the adaptive block's adapt."*" has no counterpart of its size in the main block" ]]
+}
+
 @test "mea-train: the extension job needs calibrated hard classes and an extension" {
 	mea-train --init -a resnet8 -w 0.5 -i 1x28x28 -k 10 -o "$X/plain.mea-model"
 	run --separate-stderr mea-train -j ext -m "$X/plain.mea-model" -o "$X/x.mea-model" -e 1 < "$X/train.mea"
