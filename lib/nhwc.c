@@ -116,6 +116,20 @@ rows_epilogue(int m, int K, float *y, const float *b, const float *res,
 #define PW_ROW_BYTES (256 * 1024)
 #define PW_MIN_ROWS 64
 
+/* In calls OpenBLAS gives its small-matrix kernel (mea_gemm_split). */
+void
+mea_pw_nhwc_gemm(int ta, int m, int K, int C, const float *x, int ldx, const float *wt,
+		float *y)
+{
+	int rows = mea_gemm_split(m, (size_t)K * (size_t)C);
+
+	for (int i0 = 0; i0 < m; i0 += rows) {
+		int n = m - i0 < rows ? m - i0 : rows;
+		const float *xi = ta ? x + i0 : x + (size_t)i0 * ldx;
+		mea_gemm(ta, 0, n, K, C, 1.0f, xi, ldx, wt, K, 0.0f, y + (size_t)i0 * K, K);
+	}
+}
+
 void
 mea_pw_nhwc_weights(int K, int C, const float *w, float *wt)
 {
@@ -136,8 +150,7 @@ mea_pw_nhwc_forward(int M, int C, int K, const float *x, const float *wt,
 	rows = rows < PW_MIN_ROWS ? PW_MIN_ROWS : rows;
 	for (int i0 = 0; i0 < M; ) {
 		int m = (size_t)(M - i0) < rows ? M - i0 : (int)rows;
-		mea_gemm(0, 0, m, K, C, 1.0f, x + (size_t)i0 * C, C, wt, K, 0.0f,
-			y + (size_t)i0 * K, K);
+		mea_pw_nhwc_gemm(0, m, K, C, x + (size_t)i0 * C, C, wt, y + (size_t)i0 * K);
 		rows_epilogue(m, K, y + (size_t)i0 * K, b,
 			res ? res + (size_t)i0 * K : NULL, lo, hi);
 		i0 += m;

@@ -29,8 +29,9 @@ void mea_set_threads(int n);   /* OpenBLAS threads; n >= 1 */
 /* openblas_get_config() and the core in use, e.g. "OpenBLAS 0.3.21
  * DYNAMIC_ARCH ... Haswell MAX_THREADS=64; core Haswell".  Static text. */
 const char *mea_blas_info(void);
-/* The instruction set of mea's own vector loops (conv.c): "avx2" where
- * the CPU has it and the build made AVX2 clones, else "baseline". */
+/* The instruction set of mea's own vector loops (conv.c): "avx512f" or
+ * "avx2" where the CPU has it and the build made the clones, else
+ * "baseline". */
 const char *mea_simd_info(void);
 /* on != 0: mea_gemm (and so every kernel built on it) uses a plain
  * triple loop instead of OpenBLAS, for tests and debugging.  Process-wide;
@@ -42,6 +43,10 @@ void mea_set_naive_gemm(int on);
 void mea_gemm(int ta, int tb, int M, int N, int K, float alpha,
 		const float *A, int lda, const float *B, int ldb,
 		float beta, float *C, int ldc);
+/* Inference: how many of n rows (or columns) of a product, each of
+ * macs multiply-adds, to give one mea_gemm call so that OpenBLAS takes
+ * it to its small-matrix kernel (nn.c says when); n for a single call. */
+int mea_gemm_split(int n, size_t macs);
 
 /* -------------------------------------------------------- convolution */
 
@@ -132,6 +137,10 @@ void mea_to_nchw(int N, int C, int HW, const float *x, float *y);
  * ran slower in OpenBLAS); b and res may be NULL, relu and cap as in
  * mea_conv2d_forward_act. */
 void mea_pw_nhwc_weights(int K, int C, const float *w, float *wt);
+/* Its GEMM alone over m pixels, y[m][K] = x wt: x is [m][C] with rows
+ * ldx floats apart, or, when ta, [C][m] (NCHW, rows ldx apart). */
+void mea_pw_nhwc_gemm(int ta, int m, int K, int C, const float *x, int ldx, const float *wt,
+		float *y);
 void mea_pw_nhwc_forward(int M, int C, int K, const float *x, const float *wt,
 		const float *b, const float *res, int relu, float cap, float *y);
 /* A 3x3 depthwise convolution, padding 1, stride 1 or 2, of N images
