@@ -117,10 +117,11 @@ lint-man:
 demo: deps all
 	@sh share/demo.sh
 
-# Benchmarks and weights may use OpenBLAS's AVX-512 kernel: this OpenBLAS
-# does not recognise the CPU and would fall back to Prescott (SSE3) code.
-# The tests keep the environment's setting.
-FAST_BLAS = env -u OPENBLAS_L2_SIZE OPENBLAS_CORETYPE=$${MEA_BENCH_CORE:-SkylakeX}
+# Benchmarks and weights use the CPU's fastest OpenBLAS kernel: SkylakeX
+# where the CPU has AVX-512 (this OpenBLAS does not recognise such CPUs
+# and would fall back to Prescott code), else OpenBLAS's own choice; see
+# share/blas-core.sh.  The tests keep the environment's setting.
+FAST_BLAS = env -u OPENBLAS_L2_SIZE -u OPENBLAS_CORETYPE $$(sh share/blas-core.sh)
 
 bench: deps all
 	@$(FAST_BLAS) sh share/bench.sh

@@ -11,7 +11,11 @@ CFLAGS ?= -O2 -g
 # asked only when a recipe runs, after `make deps`); the fallbacks are
 # Debian's paths.
 PKGS = libpng zlib libjpeg openblas
-MEA_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra -Ilib \
+# An undeclared function is an error, not a warning: before `make deps`
+# a netlib cblas.h (without openblas_get_corename) can be found instead of
+# OpenBLAS's, and the implicit int return would crash every program.
+MEA_CFLAGS = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
+	-Werror=implicit-function-declaration -Ilib \
 	$(shell pkg-config --cflags $(PKGS) 2>/dev/null || \
 		echo -I/usr/include/libpng16 -I/usr/include/x86_64-linux-gnu/openblas-pthread)
 MEA_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lpng16 -lz -ljpeg -lopenblas) \

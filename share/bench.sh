@@ -36,8 +36,10 @@
 #
 #   sh share/bench.sh      RUNS=5 N28=4096 N32=4096 N224=256 STEPS=10
 #
-# make bench runs it with OPENBLAS_CORETYPE=SkylakeX: this OpenBLAS does
-# not recognise the CPU and would otherwise use its Prescott (SSE3) code.
+# make bench runs it with OPENBLAS_CORETYPE=SkylakeX where the CPU has
+# AVX-512 (this OpenBLAS does not recognise such CPUs and would otherwise
+# use its Prescott (SSE3) code), and with OpenBLAS's own choice elsewhere
+# (share/blas-core.sh).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
