@@ -6,8 +6,7 @@
 # back to its Prescott (SSE3) code; where the CPU has AVX-512 its SkylakeX
 # kernel is the right one.  Forcing SkylakeX on a CPU without AVX-512
 # (the AMD EPYC of some of our machines) dies of SIGILL, so elsewhere
-# OpenBLAS picks
-# for itself.  MEA_BENCH_CORE=NAME overrides both.
+# OpenBLAS picks for itself.  MEA_BENCH_CORE=NAME overrides both.
 if [ -n "${MEA_BENCH_CORE:-}" ]; then
 	echo "OPENBLAS_CORETYPE=$MEA_BENCH_CORE"
 elif grep -qw avx512f /proc/cpuinfo 2>/dev/null; then
